@@ -1,0 +1,390 @@
+// bindings.cpp: the only file that knows about Python.
+//
+// Arrays cross as numpy buffers (torch tensors are passed with .numpy(), zero-copy). The
+// Python package validates every argument with messages for users; this layer checks again
+// what could crash the process (dtype, shape, contiguity, index ranges) and raises
+// ValueError, so a caller that skips the Python layer still cannot corrupt memory.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/light.h"
+#include "core/parallel.h"
+#include "core/path_tracer.h"
+#include "core/scene.h"
+
+namespace py = pybind11;
+using namespace rt;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style>;
+using IntArray = py::array_t<int32_t, py::array::c_style>;
+
+[[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
+
+// A C-contiguous float32 array of the given shape (-1: any extent).
+FloatArray as_floats(const py::handle& obj, const char* name, std::vector<py::ssize_t> shape) {
+    if (!py::isinstance<py::array>(obj)) fail(std::string(name) + " must be a numpy array");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<float>())) fail(std::string(name) + " must be float32");
+    if (!(a.flags() & py::array::c_style)) fail(std::string(name) + " must be C-contiguous");
+    if (a.ndim() != py::ssize_t(shape.size())) fail(std::string(name) + " has the wrong number of dimensions");
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] >= 0 && a.shape(i) != shape[i]) fail(std::string(name) + " has the wrong shape");
+    }
+    return py::reinterpret_borrow<FloatArray>(a);
+}
+
+IntArray as_ints(const py::handle& obj, const char* name, std::vector<py::ssize_t> shape) {
+    if (!py::isinstance<py::array>(obj)) fail(std::string(name) + " must be a numpy array");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().is(py::dtype::of<int32_t>())) fail(std::string(name) + " must be int32");
+    if (!(a.flags() & py::array::c_style)) fail(std::string(name) + " must be C-contiguous");
+    if (a.ndim() != py::ssize_t(shape.size())) fail(std::string(name) + " has the wrong number of dimensions");
+    for (size_t i = 0; i < shape.size(); ++i) {
+        if (shape[i] >= 0 && a.shape(i) != shape[i]) fail(std::string(name) + " has the wrong shape");
+    }
+    return py::reinterpret_borrow<IntArray>(a);
+}
+
+void check_finite(const float* p, size_t n, const char* name) {
+    for (size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(p[i])) fail(std::string(name) + " contains NaN or Inf");
+    }
+}
+
+Vec3 as_vec3(const py::handle& obj, const char* name) {
+    FloatArray a = as_floats(obj, name, {3});
+    check_finite(a.data(), 3, name);
+    return Vec3::load(a.data());
+}
+
+BSDFParams as_bsdf(const py::handle& kd, const py::handle& ks, float roughness) {
+    BSDFParams p;
+    p.kd = as_vec3(kd, "kd");
+    p.ks = as_vec3(ks, "ks");
+    if (!(roughness > 0) || !std::isfinite(roughness)) fail("roughness must be positive and finite");
+    p.alpha = std::fmax(roughness, kMinAlpha);
+    return p;
+}
+
+// An envmap built from values alone, for the sampler tests.
+struct EnvmapHolder {
+    SceneData data;
+    explicit EnvmapHolder(const py::handle& values) {
+        FloatArray v = as_floats(values, "values", {-1, -1, 3});
+        if (v.shape(0) < 1 || v.shape(1) < 1) fail("values must not be empty");
+        check_finite(v.data(), size_t(v.size()), "values");
+        data.set_envmap(v.data(), int(v.shape(1)), int(v.shape(0)));
+    }
+    EnvmapData env() const { return data.view().envmap; }
+};
+
+class CoreScene {
+public:
+    void set_shapes(const py::list& shapes, bool rebuild, int num_threads) {
+        std::vector<SceneData::ShapeInput> inputs;
+        std::vector<py::object> keep;  // keeps the arrays alive during the call
+        for (size_t i = 0; i < shapes.size(); ++i) {
+            py::tuple t = shapes[i].cast<py::tuple>();
+            if (t.size() != 5) fail("each shape is (vertices, indices, uvs, normals, material_id)");
+            FloatArray v = as_floats(t[0], "vertices", {-1, 3});
+            IntArray f = as_ints(t[1], "indices", {-1, 3});
+            int nv = int(v.shape(0)), nf = int(f.shape(0));
+            if (nv == 0 || nf == 0) fail("shapes[" + std::to_string(i) + "] is empty");
+            check_finite(v.data(), size_t(v.size()), "vertices");
+            const int32_t* fd = f.data();
+            for (py::ssize_t k = 0; k < f.size(); ++k) {
+                if (fd[k] < 0 || fd[k] >= nv) fail("shapes[" + std::to_string(i) + "].indices out of range");
+            }
+            SceneData::ShapeInput in{v.data(), nv, fd, nf, nullptr, nullptr, t[4].cast<int>()};
+            if (!t[2].is_none()) {
+                FloatArray uv = as_floats(t[2], "uvs", {nv, 2});
+                check_finite(uv.data(), size_t(uv.size()), "uvs");
+                in.uvs = uv.data();
+                keep.push_back(uv);
+            }
+            if (!t[3].is_none()) {
+                FloatArray n = as_floats(t[3], "normals", {nv, 3});
+                check_finite(n.data(), size_t(n.size()), "normals");
+                in.normals = n.data();
+                keep.push_back(n);
+            }
+            keep.push_back(v);
+            keep.push_back(f);
+            inputs.push_back(in);
+        }
+        py::gil_scoped_release release;
+        data_.set_shapes(inputs, rebuild, num_threads);
+    }
+
+    void set_materials(const py::list& materials) {
+        std::vector<SceneData::MaterialInput> inputs;
+        std::vector<py::object> keep;
+        for (size_t i = 0; i < materials.size(); ++i) {
+            py::tuple t = materials[i].cast<py::tuple>();
+            if (t.size() != 4) fail("each material is (diffuse, specular, roughness, two_sided)");
+            FloatArray d = as_floats(t[0], "diffuse", {-1, -1, 3});
+            FloatArray s = as_floats(t[1], "specular", {-1, -1, 3});
+            FloatArray r = as_floats(t[2], "roughness", {-1, -1, 1});
+            for (auto* a : {&d, &s, &r}) {
+                if (a->shape(0) < 1 || a->shape(1) < 1) fail("material textures must not be empty");
+                check_finite(a->data(), size_t(a->size()), "material texture");
+            }
+            inputs.push_back({d.data(), int(d.shape(1)), int(d.shape(0)), s.data(), int(s.shape(1)),
+                              int(s.shape(0)), r.data(), int(r.shape(1)), int(r.shape(0)), t[3].cast<bool>()});
+            keep.push_back(d);
+            keep.push_back(s);
+            keep.push_back(r);
+        }
+        data_.set_materials(inputs);
+        num_materials_ = int(materials.size());
+    }
+
+    void set_lights(const py::list& lights) {
+        std::vector<SceneData::LightInput> inputs;
+        for (size_t i = 0; i < lights.size(); ++i) {
+            py::tuple t = lights[i].cast<py::tuple>();
+            int shape_id = t[0].cast<int>();
+            if (shape_id < 0 || shape_id >= int(data_.shapes().size())) fail("area light shape_id out of range");
+            inputs.push_back({shape_id, as_vec3(t[1], "intensity"), int(t[2].cast<bool>())});
+        }
+        data_.set_lights(inputs);
+    }
+
+    void set_envmap(const py::object& values) {
+        if (values.is_none()) {
+            data_.set_envmap(nullptr, 0, 0);
+            return;
+        }
+        FloatArray v = as_floats(values, "envmap values", {-1, -1, 3});
+        if (v.shape(0) < 1 || v.shape(1) < 1) fail("envmap values must not be empty");
+        check_finite(v.data(), size_t(v.size()), "envmap values");
+        data_.set_envmap(v.data(), int(v.shape(1)), int(v.shape(0)));
+    }
+
+    void set_camera(const py::handle& position, const py::handle& look_at, const py::handle& up, float fov,
+                    int height, int width, bool orthographic) {
+        CameraParams c;
+        c.position = as_vec3(position, "position");
+        c.look_at = as_vec3(look_at, "look_at");
+        c.up = as_vec3(up, "up");
+        if (!(fov > 0 && fov < 180)) fail("fov must be in (0, 180)");
+        if (height <= 0 || width <= 0) fail("resolution must be positive");
+        Vec3 fwd = c.look_at - c.position;
+        if (length(fwd) <= 0) fail("look_at must differ from position");
+        if (length(cross(normalize(fwd), c.up)) <= 1e-6f) fail("up must not be zero or parallel to the view direction");
+        c.fov_degrees = fov;
+        c.height = height;
+        c.width = width;
+        c.orthographic = orthographic;
+        data_.set_camera(c);
+    }
+
+    void check_ready() const {
+        for (const auto& sd : data_.shapes()) {
+            if (sd.material_id < 0 || sd.material_id >= num_materials_) fail("shape material_id out of range");
+        }
+    }
+
+    void render(const py::handle& out, int spp, int max_bounces, uint64_t seed, const std::vector<int>& channels,
+                int num_threads) {
+        if (!data_.has_camera()) fail("the scene has no camera");
+        check_ready();
+        if (spp <= 0) fail("spp must be positive");
+        if (max_bounces < 0) fail("max_bounces must be non-negative");
+        if (channels.empty() || channels.size() > size_t(kMaxChannels)) fail("between 1 and 8 channels");
+        RenderParams p;
+        p.spp = spp;
+        p.max_bounces = max_bounces;
+        p.seed = seed;
+        p.num_channels = int(channels.size());
+        int width = 0;
+        for (size_t i = 0; i < channels.size(); ++i) {
+            if (channels[i] < 0 || channels[i] > kChannelShapeId) fail("unknown channel");
+            p.channels[i] = channels[i];
+            width += channel_width(channels[i]);
+        }
+        p.num_threads = num_threads;
+        const CameraParams& c = data_.camera_params();
+        FloatArray o = as_floats(out, "out", {c.height, c.width, width});
+        if (!o.writeable()) fail("out must be writeable");
+        float* dst = o.mutable_data();
+        SceneView view = data_.view();
+        py::gil_scoped_release release;
+        rt::render(view, p, dst);
+    }
+
+    py::tuple intersect(const py::handle& origins, const py::handle& directions, int num_threads) {
+        FloatArray o = as_floats(origins, "origins", {-1, 3});
+        FloatArray d = as_floats(directions, "directions", {o.shape(0), 3});
+        py::ssize_t n = o.shape(0);
+        py::array_t<float> t(n);
+        py::array_t<int64_t> shape_id(n), tri_id(n);
+        py::array_t<float> uv({n, py::ssize_t(2)});
+        const float* op = o.data();
+        const float* dp = d.data();
+        float* tp = t.mutable_data();
+        int64_t* sp = shape_id.mutable_data();
+        int64_t* fp = tri_id.mutable_data();
+        float* uvp = uv.mutable_data();
+        SceneView view = data_.view();
+        {
+            py::gil_scoped_release release;
+            intersect_rays(view, op, dp, int(n), tp, sp, fp, uvp, num_threads);
+        }
+        return py::make_tuple(t, shape_id, tri_id, uv);
+    }
+
+    py::tuple sample_lights(const py::handle& points, const py::handle& u) {
+        FloatArray p = as_floats(points, "points", {-1, 3});
+        FloatArray uu = as_floats(u, "u", {p.shape(0), 3});
+        py::ssize_t n = p.shape(0);
+        py::array_t<float> dirs({n, py::ssize_t(3)}), dist(n), pdf(n);
+        SceneView view = data_.view();
+        for (py::ssize_t i = 0; i < n; ++i) {
+            LightSample ls = sample_area_lights(view, Vec3::load(p.data() + 3 * i), Vec3::load(uu.data() + 3 * i));
+            bool ok = ls.pdf > 0;
+            for (int k = 0; k < 3; ++k) dirs.mutable_data()[3 * i + k] = ok ? ls.dir[k] : 0.f;
+            dist.mutable_data()[i] = ok ? ls.dist : 0.f;
+            pdf.mutable_data()[i] = ls.pdf;
+        }
+        return py::make_tuple(dirs, dist, pdf);
+    }
+
+    py::array_t<float> pdf_lights(const py::handle& points, const py::handle& directions) {
+        FloatArray p = as_floats(points, "points", {-1, 3});
+        FloatArray d = as_floats(directions, "directions", {p.shape(0), 3});
+        py::ssize_t n = p.shape(0);
+        py::array_t<float> pdf(n);
+        SceneView view = data_.view();
+        for (py::ssize_t i = 0; i < n; ++i) {
+            Vec3 org = Vec3::load(p.data() + 3 * i), dir = Vec3::load(d.data() + 3 * i);
+            Ray ray{org, dir, 0, kInfinity};
+            Hit hit;
+            float value = 0;
+            if (rt::intersect(view.bvh, ray, &hit)) {
+                SurfacePoint sp = surface_point(view, hit);
+                const ShapeData& shape = view.shapes[sp.shape_id];
+                if (shape.light_id >= 0 &&
+                    !is_black(area_light_emission(view.lights[shape.light_id], sp.ng, -normalize(dir)))) {
+                    value = area_lights_pdf(view, org, sp.p, sp.ng, sp.tri);
+                }
+            }
+            pdf.mutable_data()[i] = value;
+        }
+        return pdf;
+    }
+
+    int num_bvh_nodes() const { return data_.bvh().num_nodes(); }
+
+private:
+    SceneData data_;
+    int num_materials_ = 0;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "raytrace's compiled core (private: use the raytrace package)";
+    m.def("default_num_threads", &default_num_threads);
+
+    py::class_<CoreScene>(m, "Scene")
+        .def(py::init<>())
+        .def("set_shapes", &CoreScene::set_shapes, py::arg("shapes"), py::arg("rebuild"), py::arg("num_threads"))
+        .def("set_materials", &CoreScene::set_materials)
+        .def("set_lights", &CoreScene::set_lights)
+        .def("set_envmap", &CoreScene::set_envmap)
+        .def("set_camera", &CoreScene::set_camera)
+        .def("render", &CoreScene::render, py::arg("out"), py::arg("spp"), py::arg("max_bounces"), py::arg("seed"),
+             py::arg("channels"), py::arg("num_threads"))
+        .def("intersect", &CoreScene::intersect)
+        .def("sample_lights", &CoreScene::sample_lights)
+        .def("pdf_lights", &CoreScene::pdf_lights)
+        .def("num_bvh_nodes", &CoreScene::num_bvh_nodes);
+
+    // BSDF, for the sampler tests (local frame, normal +z).
+    m.def("bsdf_eval", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,
+                          const py::handle& wi) {
+        BSDFParams p = as_bsdf(kd, ks, roughness);
+        FloatArray a = as_floats(wo, "wo", {-1, 3}), b = as_floats(wi, "wi", {a.shape(0), 3});
+        py::ssize_t n = a.shape(0);
+        py::array_t<float> f({n, py::ssize_t(3)});
+        for (py::ssize_t i = 0; i < n; ++i) {
+            Vec3 v = bsdf_eval(p, Vec3::load(a.data() + 3 * i), Vec3::load(b.data() + 3 * i));
+            for (int k = 0; k < 3; ++k) f.mutable_data()[3 * i + k] = v[k];
+        }
+        return f;
+    });
+    m.def("bsdf_pdf", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,
+                         const py::handle& wi) {
+        BSDFParams p = as_bsdf(kd, ks, roughness);
+        FloatArray a = as_floats(wo, "wo", {-1, 3}), b = as_floats(wi, "wi", {a.shape(0), 3});
+        py::ssize_t n = a.shape(0);
+        py::array_t<float> pdf(n);
+        for (py::ssize_t i = 0; i < n; ++i) {
+            pdf.mutable_data()[i] = bsdf_pdf(p, Vec3::load(a.data() + 3 * i), Vec3::load(b.data() + 3 * i));
+        }
+        return pdf;
+    });
+    m.def("bsdf_sample", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,
+                            const py::handle& u) {
+        BSDFParams p = as_bsdf(kd, ks, roughness);
+        FloatArray a = as_floats(wo, "wo", {-1, 3}), b = as_floats(u, "u", {a.shape(0), 3});
+        py::ssize_t n = a.shape(0);
+        py::array_t<float> wi({n, py::ssize_t(3)}), pdf(n);
+        for (py::ssize_t i = 0; i < n; ++i) {
+            Vec3 w;
+            Real pd = 0;
+            if (!bsdf_sample(p, Vec3::load(a.data() + 3 * i), Vec3::load(b.data() + 3 * i), &w, &pd)) {
+                w = Vec3(0);
+                pd = 0;
+            }
+            for (int k = 0; k < 3; ++k) wi.mutable_data()[3 * i + k] = w[k];
+            pdf.mutable_data()[i] = pd;
+        }
+        return py::make_tuple(wi, pdf);
+    });
+
+    // Environment map, for the sampler tests.
+    m.def("envmap_sample", [](const py::handle& values, const py::handle& u) {
+        EnvmapHolder h(values);
+        EnvmapData env = h.env();
+        FloatArray uu = as_floats(u, "u", {-1, 2});
+        py::ssize_t n = uu.shape(0);
+        py::array_t<float> dirs({n, py::ssize_t(3)}), pdf(n);
+        for (py::ssize_t i = 0; i < n; ++i) {
+            Real pd;
+            Vec3 d = envmap_sample(env, Vec2(uu.data()[2 * i], uu.data()[2 * i + 1]), &pd);
+            for (int k = 0; k < 3; ++k) dirs.mutable_data()[3 * i + k] = d[k];
+            pdf.mutable_data()[i] = pd;
+        }
+        return py::make_tuple(dirs, pdf);
+    });
+    m.def("envmap_pdf", [](const py::handle& values, const py::handle& dirs) {
+        EnvmapHolder h(values);
+        EnvmapData env = h.env();
+        FloatArray d = as_floats(dirs, "dirs", {-1, 3});
+        py::ssize_t n = d.shape(0);
+        py::array_t<float> pdf(n);
+        for (py::ssize_t i = 0; i < n; ++i) pdf.mutable_data()[i] = envmap_pdf(env, Vec3::load(d.data() + 3 * i));
+        return pdf;
+    });
+    m.def("envmap_eval", [](const py::handle& values, const py::handle& dirs) {
+        EnvmapHolder h(values);
+        EnvmapData env = h.env();
+        FloatArray d = as_floats(dirs, "dirs", {-1, 3});
+        py::ssize_t n = d.shape(0);
+        py::array_t<float> out({n, py::ssize_t(3)});
+        for (py::ssize_t i = 0; i < n; ++i) {
+            Vec3 v = envmap_eval(env, Vec3::load(d.data() + 3 * i));
+            for (int k = 0; k < 3; ++k) out.mutable_data()[3 * i + k] = v[k];
+        }
+        return out;
+    });
+}

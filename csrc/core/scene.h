@@ -1,0 +1,187 @@
+// scene.h: the flat scene every kernel reads, and the host-side container that owns it.
+//
+// All shapes are concatenated into global arrays (vertices, per-vertex uvs and normals,
+// triangles with global vertex indices). Everything a kernel needs is reachable from one
+// SceneView taken by value; the reverse pass mirrors these buffers with gradient buffers of
+// the same layout.
+#pragma once
+
+#include <vector>
+
+#include "bvh.h"
+#include "camera.h"
+#include "material.h"
+#include "sampling.h"
+
+namespace rt {
+
+struct ShapeData {
+    int vertex_offset, num_vertices;
+    int tri_offset, num_triangles;
+    int material_id;
+    int light_id;     // -1 if the shape does not emit
+    int has_uvs;      // else uv = barycentrics of the hit
+    int has_normals;  // else flat shading
+};
+
+struct AreaLightData {
+    int shape_id;
+    Vec3 intensity;   // emitted radiance
+    int two_sided;
+    int tri_offset;   // this light's triangles: light_tri[tri_offset .. tri_offset + num_triangles)
+    int num_triangles;
+    int cdf_offset;   // its area table: light_tri_cdf[cdf_offset .. cdf_offset + num_triangles]
+    Real area;        // total area of the shape
+};
+
+struct EnvmapData {
+    const Real* values = nullptr;  // [height, width, 3] radiance, lat-long
+    int width = 0, height = 0;
+    const Real* marginal_cdf = nullptr;     // [height + 1] over rows
+    const Real* conditional_cdf = nullptr;  // [height, width + 1] over columns of each row
+    const Real* texel_pmf = nullptr;        // [height, width] probability of each texel
+};
+
+struct SceneView {
+    // Geometry.
+    const Real* vertices;   // [V, 3]
+    const Real* uvs;        // [V, 2] (zeros for shapes without uvs)
+    const Real* normals;    // [V, 3] (zeros for shapes without normals)
+    const int* indices;     // [F, 3] global vertex indices
+    const int* tri_shape;   // [F] the shape of each triangle
+    const ShapeData* shapes;
+    int num_vertices, num_triangles, num_shapes;
+    BVHView bvh;
+    // Materials.
+    const Material* materials;
+    const Real* texels;
+    int num_materials;
+    // Area lights: one distribution over lights (by power), one per light over its triangles.
+    const AreaLightData* lights;
+    int num_lights;
+    Distribution1D light_choice;   // over lights
+    const int* light_tri;          // global triangle index of each light-triangle entry
+    const Real* light_tri_cdf;     // per light: [num_triangles + 1] cumulative areas (normalised)
+    // Environment.
+    EnvmapData envmap;
+    int has_envmap;
+    // Probability that next-event estimation samples the environment rather than area lights.
+    Real env_choice_prob;
+    Camera camera;
+};
+
+// The geometry at a ray hit.
+struct SurfacePoint {
+    Vec3 p;       // position
+    Vec3 ng;      // unit geometric normal, cross(v1 - v0, v2 - v0) (not oriented)
+    Vec3 ns;      // unit shading normal (interpolated, or ng), on ng's side
+    Vec2 uv;      // texture coordinates
+    int shape_id;
+    int tri;      // global triangle index
+};
+
+RT_HOST_DEVICE RT_INLINE SurfacePoint surface_point(const SceneView& s, const Hit& hit) {
+    SurfacePoint sp;
+    const int* idx = s.indices + 3 * size_t(hit.tri);
+    Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(idx[0]));
+    Vec3 v1 = Vec3::load(s.vertices + 3 * size_t(idx[1]));
+    Vec3 v2 = Vec3::load(s.vertices + 3 * size_t(idx[2]));
+    Real b0 = 1 - hit.u - hit.v;
+    sp.p = v0 * b0 + v1 * hit.u + v2 * hit.v;
+    sp.ng = normalize(cross(v1 - v0, v2 - v0));
+    sp.tri = hit.tri;
+    sp.shape_id = s.tri_shape[hit.tri];
+    const ShapeData& shape = s.shapes[sp.shape_id];
+    if (shape.has_normals) {
+        Vec3 n = Vec3::load(s.normals + 3 * size_t(idx[0])) * b0 +
+                 Vec3::load(s.normals + 3 * size_t(idx[1])) * hit.u +
+                 Vec3::load(s.normals + 3 * size_t(idx[2])) * hit.v;
+        Real len = length(n);
+        sp.ns = len > 0 ? n / len : sp.ng;
+        if (dot(sp.ns, sp.ng) < 0) sp.ns = -sp.ns;  // keep normals on one side of the surface
+    } else {
+        sp.ns = sp.ng;
+    }
+    if (shape.has_uvs) {
+        const Real* t0 = s.uvs + 2 * size_t(idx[0]);
+        const Real* t1 = s.uvs + 2 * size_t(idx[1]);
+        const Real* t2 = s.uvs + 2 * size_t(idx[2]);
+        sp.uv = Vec2(t0[0] * b0 + t1[0] * hit.u + t2[0] * hit.v, t0[1] * b0 + t1[1] * hit.u + t2[1] * hit.v);
+    } else {
+        sp.uv = Vec2(hit.u, hit.v);
+    }
+    return sp;
+}
+
+RT_HOST_DEVICE RT_INLINE Real triangle_area(const SceneView& s, int tri) {
+    const int* idx = s.indices + 3 * size_t(tri);
+    Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(idx[0]));
+    Vec3 v1 = Vec3::load(s.vertices + 3 * size_t(idx[1]));
+    Vec3 v2 = Vec3::load(s.vertices + 3 * size_t(idx[2]));
+    return Real(0.5) * length(cross(v1 - v0, v2 - v0));
+}
+
+// An offset origin for rays leaving a surface on the side of `n`, past intersection error.
+RT_HOST_DEVICE RT_INLINE Vec3 offset_ray_origin(Vec3 p, Vec3 n) {
+    Real scale = std::fmax(Real(1), max_component(Vec3(std::fabs(p.x), std::fabs(p.y), std::fabs(p.z))));
+    return p + n * (Real(1e-4) * scale);
+}
+
+// The host side: owns every buffer a SceneView points into.
+class SceneData {
+public:
+    struct ShapeInput {
+        const Real* vertices; int num_vertices;
+        const int* indices; int num_triangles;
+        const Real* uvs;       // may be null
+        const Real* normals;   // may be null
+        int material_id;
+    };
+    struct MaterialInput {
+        const Real* diffuse; int diffuse_w, diffuse_h;      // 3 channels
+        const Real* specular; int specular_w, specular_h;   // 3 channels
+        const Real* roughness; int roughness_w, roughness_h; // 1 channel
+        int two_sided;
+    };
+    struct LightInput {
+        int shape_id;
+        Vec3 intensity;
+        int two_sided;
+    };
+
+    // Copies the geometry. With rebuild, the BVH is built anew; otherwise connectivity must
+    // be the same as in the last call and the BVH is refit.
+    void set_shapes(const std::vector<ShapeInput>& shapes, bool rebuild, int num_threads);
+    void set_materials(const std::vector<MaterialInput>& materials);
+    // Needs the shapes: call after set_shapes (and again whenever vertices move).
+    void set_lights(const std::vector<LightInput>& lights);
+    void set_envmap(const Real* values, int width, int height);  // values null: no envmap
+    void set_camera(const CameraParams& camera) { camera_ = camera; has_camera_ = true; }
+
+    SceneView view() const;
+    int num_triangles() const { return int(tri_shape_.size()); }
+    const std::vector<ShapeData>& shapes() const { return shapes_; }
+    const BVH& bvh() const { return bvh_; }
+    bool has_camera() const { return has_camera_; }
+    const CameraParams& camera_params() const { return camera_; }
+
+private:
+    std::vector<Real> vertices_, uvs_, normals_;
+    std::vector<int> indices_, tri_shape_;
+    std::vector<ShapeData> shapes_;
+    BVH bvh_;
+    std::vector<Material> materials_;
+    std::vector<Real> texels_;
+    std::vector<AreaLightData> lights_;
+    std::vector<Real> light_choice_cdf_;
+    std::vector<int> light_tri_;
+    std::vector<Real> light_tri_cdf_;
+    std::vector<LightInput> light_inputs_;
+    std::vector<Real> env_values_, env_marginal_cdf_, env_conditional_cdf_, env_texel_pmf_;
+    int env_width_ = 0, env_height_ = 0;
+    bool env_emits_ = false;  // whether any texel has positive luminance
+    CameraParams camera_{};
+    bool has_camera_ = false;
+};
+
+}  // namespace rt

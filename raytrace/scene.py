@@ -1,0 +1,169 @@
+"""The scene: a camera, shapes, materials and emitters, and its compiled counterpart."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import _core
+from . import _validation as v
+from .camera import Camera
+from .light import AreaLight, EnvironmentMap
+from .material import Material
+from .shape import Shape
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A float32/int32 C-contiguous numpy view (zero-copy when the tensor already is one)."""
+    return t.detach().contiguous().numpy()
+
+
+def _constant_or_texture(t: torch.Tensor, channels: int) -> np.ndarray:
+    return _np(t.reshape(1, 1, channels) if t.dim() == 1 else t)
+
+
+class Scene:
+    """Everything that is rendered.
+
+    Args:
+        camera: the Camera.
+        shapes: list of Shape.
+        materials: list of Material; ``Shape.material_id`` indexes it.
+        area_lights: list of AreaLight; ``AreaLight.shape_id`` indexes ``shapes``.
+        envmap: optional EnvironmentMap (else the background is black).
+
+    The scene reads its objects' tensors anew at every ``render`` or ``intersect``: move
+    vertices (in place or by assigning new tensors) and the BVH is refit; change a mesh's
+    connectivity and it is rebuilt.
+    """
+
+    def __init__(self, camera: Optional[Camera] = None, shapes: Sequence[Shape] = (),
+                 materials: Sequence[Material] = (), area_lights: Sequence[AreaLight] = (),
+                 envmap: Optional[EnvironmentMap] = None):
+        if camera is not None and not isinstance(camera, Camera):
+            raise TypeError(f"Scene.camera must be a raytrace.Camera (got {type(camera).__name__})")
+        self.camera = camera
+        self.shapes: List[Shape] = _list_of(shapes, Shape, "Scene.shapes")
+        self.materials: List[Material] = _list_of(materials, Material, "Scene.materials")
+        self.area_lights: List[AreaLight] = _list_of(area_lights, AreaLight, "Scene.area_lights")
+        if envmap is not None and not isinstance(envmap, EnvironmentMap):
+            raise TypeError(f"Scene.envmap must be a raytrace.EnvironmentMap or None (got {type(envmap).__name__})")
+        self.envmap = envmap
+        self._validate_references()
+        self._core = _core.Scene()
+        self._topology: Optional[list] = None  # the connectivity the BVH was built for
+        self._stats: Dict[str, int] = {"bvh_builds": 0, "bvh_refits": 0}
+
+    def _validate_references(self) -> None:
+        for i, shape in enumerate(self.shapes):
+            if shape.material_id >= len(self.materials):
+                raise ValueError(f"Scene.shapes[{i}].material_id is {shape.material_id}, but the scene has "
+                                 f"{len(self.materials)} materials")
+        seen = {}
+        for i, light in enumerate(self.area_lights):
+            if light.shape_id >= len(self.shapes):
+                raise ValueError(f"Scene.area_lights[{i}].shape_id is {light.shape_id}, but the scene has "
+                                 f"{len(self.shapes)} shapes")
+            if light.shape_id in seen:
+                raise ValueError(f"Scene.area_lights[{i}] and area_lights[{seen[light.shape_id]}] both use "
+                                 f"shape {light.shape_id}")
+            seen[light.shape_id] = i
+
+    # -- The compiled scene ------------------------------------------------------------------
+
+    def _sync(self, threads: int = 0, need_camera: bool = True) -> "_core.Scene":
+        """Copies the current tensors into the core scene; rebuilds or refits the BVH."""
+        self._validate_references()
+        shapes = []
+        topology = []
+        for i, s in enumerate(self.shapes):
+            if not isinstance(s, Shape):
+                raise TypeError(f"Scene.shapes[{i}] must be a raytrace.Shape (got {type(s).__name__})")
+            idx = _np(s.indices.to(torch.int32))
+            shapes.append((_np(s.vertices.to(torch.float32)), idx,
+                           None if s.uvs is None else _np(s.uvs.to(torch.float32)),
+                           None if s.normals is None else _np(s.normals.to(torch.float32)),
+                           s.material_id))
+            topology.append((s.num_vertices, idx))
+        rebuild = self._topology is None or len(topology) != len(self._topology) or any(
+            a[0] != b[0] or a[1].shape != b[1].shape or not np.array_equal(a[1], b[1])
+            for a, b in zip(topology, self._topology))
+        self._core.set_shapes(shapes, rebuild, threads)
+        if rebuild:
+            self._topology = [(n, idx.copy()) for n, idx in topology]
+            self._stats["bvh_builds"] += 1
+        else:
+            self._stats["bvh_refits"] += 1
+        self._core.set_materials([
+            (_constant_or_texture(m.diffuse_reflectance, 3), _constant_or_texture(m.specular_reflectance, 3),
+             _constant_or_texture(m.roughness, 1), m.two_sided) for m in self.materials])
+        self._core.set_lights([(l.shape_id, _np(l.intensity), l.two_sided) for l in self.area_lights])
+        self._core.set_envmap(None if self.envmap is None else _np(self.envmap.values))
+        if need_camera:
+            if self.camera is None:
+                raise ValueError("Scene.camera is None: a camera is needed to render")
+            c = self.camera
+            self._core.set_camera(_np(c.position), _np(c.look_at), _np(c.up), float(c.fov.detach()),
+                                  c.height, c.width, c.camera_type == "orthographic")
+        return self._core
+
+    # -- Queries -----------------------------------------------------------------------------
+
+    def intersect(self, origins, directions, threads: Optional[int] = None) -> Dict[str, torch.Tensor]:
+        """Closest hits of rays against the scene's shapes.
+
+        Args:
+            origins: [N, 3] float ray origins.
+            directions: [N, 3] float ray directions (need not be unit length; not zero).
+            threads: worker threads (default: RT_NUM_THREADS or all cores).
+
+        Returns:
+            dict of "t" [N] float32 (hit point = origin + t * direction; +inf on a miss),
+            "shape_id" [N] int64 (-1 on a miss), "triangle_id" [N] int64 (index within the
+            shape; -1 on a miss), "uv" [N, 2] float32 barycentrics of the hit
+            (hit = (1 - u - v) v0 + u v1 + v v2).
+        """
+        v.check_same_device([("origins", origins), ("directions", directions)])
+        o = v.float_tensor(origins, "origins", (None, 3))
+        d = v.float_tensor(directions, "directions", (o.shape[0], 3))
+        if o.shape[0] > 0 and bool((d.detach().abs().sum(dim=1) == 0).any()):
+            raise ValueError("directions must not contain zero vectors")
+        core = self._sync(_threads(threads), need_camera=False)
+        t, shape_id, tri_id, uv = core.intersect(_np(o), _np(d), _threads(threads))
+        return {"t": torch.from_numpy(t), "shape_id": torch.from_numpy(shape_id),
+                "triangle_id": torch.from_numpy(tri_id), "uv": torch.from_numpy(uv)}
+
+    def _sample_lights(self, points, u):
+        """Area-light sampling as next-event estimation does it (private, for tests)."""
+        core = self._sync(need_camera=False)
+        p = v.float_tensor(points, "points", (None, 3))
+        uu = v.float_tensor(u, "u", (p.shape[0], 3))
+        dirs, dist, pdf = core.sample_lights(_np(p), _np(uu))
+        return torch.from_numpy(dirs), torch.from_numpy(dist), torch.from_numpy(pdf)
+
+    def _pdf_lights(self, points, directions):
+        """The solid-angle pdf of _sample_lights for the first hit along each ray (private)."""
+        core = self._sync(need_camera=False)
+        p = v.float_tensor(points, "points", (None, 3))
+        d = v.float_tensor(directions, "directions", (p.shape[0], 3))
+        return torch.from_numpy(core.pdf_lights(_np(p), _np(d)))
+
+    def __repr__(self) -> str:
+        return (f"Scene(camera={self.camera!r}, {len(self.shapes)} shapes, {len(self.materials)} materials, "
+                f"{len(self.area_lights)} area lights, envmap={self.envmap!r})")
+
+
+def _list_of(items, cls, name: str) -> list:
+    if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+        raise TypeError(f"{name} must be a list of raytrace.{cls.__name__} (got {type(items).__name__})")
+    for i, item in enumerate(items):
+        if not isinstance(item, cls):
+            raise TypeError(f"{name}[{i}] must be a raytrace.{cls.__name__} (got {type(item).__name__})")
+    return list(items)
+
+
+def _threads(threads: Optional[int]) -> int:
+    if threads is None:
+        return 0
+    return v.integer(threads, "threads", minimum=1)
