@@ -54,6 +54,7 @@ class Scene:
         self._core = _core.Scene()
         self._topology: Optional[list] = None  # the connectivity the BVH was built for
         self._stats: Dict[str, int] = {"bvh_builds": 0, "bvh_refits": 0}
+        self._cache: Dict[str, list] = {}  # what was last copied into the core, per part
 
     def _validate_references(self) -> None:
         for i, shape in enumerate(self.shapes):
@@ -89,17 +90,33 @@ class Scene:
         rebuild = self._topology is None or len(topology) != len(self._topology) or any(
             a[0] != b[0] or a[1].shape != b[1].shape or not np.array_equal(a[1], b[1])
             for a, b in zip(topology, self._topology))
-        self._core.set_shapes(shapes, rebuild, threads)
+        # Each part is copied into the core only when its values changed since the last call
+        # (compared by value, so in-place edits, through .data too, are seen).
+        materials = [(_constant_or_texture(m.diffuse_reflectance, 3), _constant_or_texture(m.specular_reflectance, 3),
+                      _constant_or_texture(m.roughness, 1), m.two_sided) for m in self.materials]
+        lights = [(l.shape_id, _np(l.intensity), l.two_sided) for l in self.area_lights]
+        envmap = None if self.envmap is None else _np(self.envmap.values)
+        shape_values = [a for s in shapes for a in (s[0], s[2], s[3])]
         if rebuild:
+            self._topology = None  # stays unset if the core rejects the shapes
+            self._cache.clear()
+            self._core.set_shapes(shapes, True, threads)
             self._topology = [(n, idx.copy()) for n, idx in topology]
+            self._remember("shapes", shape_values)
             self._stats["bvh_builds"] += 1
-        else:
+        elif self._changed("shapes", shape_values):
+            self._core.set_shapes(shapes, False, threads)
+            self._remember("shapes", shape_values)
             self._stats["bvh_refits"] += 1
-        self._core.set_materials([
-            (_constant_or_texture(m.diffuse_reflectance, 3), _constant_or_texture(m.specular_reflectance, 3),
-             _constant_or_texture(m.roughness, 1), m.two_sided) for m in self.materials])
-        self._core.set_lights([(l.shape_id, _np(l.intensity), l.two_sided) for l in self.area_lights])
-        self._core.set_envmap(None if self.envmap is None else _np(self.envmap.values))
+        if self._changed("materials", materials):
+            self._core.set_materials(materials)
+            self._remember("materials", materials)
+        if self._changed("lights", lights):  # always after a rebuild, which forgets the lights
+            self._core.set_lights(lights)
+            self._remember("lights", lights)
+        if self._changed("envmap", [envmap]):
+            self._core.set_envmap(envmap)
+            self._remember("envmap", [envmap])
         if need_camera:
             if self.camera is None:
                 raise ValueError("Scene.camera is None: a camera is needed to render")
@@ -107,6 +124,14 @@ class Scene:
             self._core.set_camera(_np(c.position), _np(c.look_at), _np(c.up), float(c.fov.detach()),
                                   c.height, c.width, c.camera_type == "orthographic")
         return self._core
+
+    def _changed(self, key: str, items: list) -> bool:
+        """Whether `items` (nested lists/tuples of arrays and scalars) differ from what was
+        last copied into the core under `key`."""
+        return key not in self._cache or not _same(self._cache[key], items)
+
+    def _remember(self, key: str, items: list) -> None:
+        self._cache[key] = _copy(items)
 
     # -- Queries -----------------------------------------------------------------------------
 
@@ -152,6 +177,24 @@ class Scene:
     def __repr__(self) -> str:
         return (f"Scene(camera={self.camera!r}, {len(self.shapes)} shapes, {len(self.materials)} materials, "
                 f"{len(self.area_lights)} area lights, envmap={self.envmap!r})")
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and np.array_equal(a, b))
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(_same(x, y) for x, y in zip(a, b)))
+    return a == b
+
+
+def _copy(a):
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    if isinstance(a, (list, tuple)):
+        return [_copy(x) for x in a]
+    return a
 
 
 def _list_of(items, cls, name: str) -> list:
