@@ -1,0 +1,17 @@
+"""The kernels compile with nvcc for a GPU (compile check only: no GPU runs here)."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_kernels_compile_with_nvcc(tmp_path):
+    cmd = ["nvcc", "-std=c++17", f"-I{ROOT / 'csrc'}", "-c", str(ROOT / "csrc" / "cuda" / "compile_check.cu"),
+           "-o", str(tmp_path / "check.o"), "-Werror", "all-warnings"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "check.o").stat().st_size > 0
