@@ -6,12 +6,16 @@
     image = rt.render(scene, spp=16)          # [H, W, 3] float32, linear radiance
 """
 from .camera import Camera
+from .geometry import Mesh, box, plane, sphere, teapot, uv_sphere, vertex_normals
+from .image_io import imread, imwrite
 from .light import AreaLight, EnvironmentMap
 from .material import Material
 from .render import render
 from .scene import Scene
+from .scene_io import load_obj, load_scene, save_scene
 from .shape import Shape
 
 __version__ = "0.1.0"
 
-__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Scene", "Shape", "render"]
+__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "imread", "imwrite",
+           "load_obj", "load_scene", "plane", "render", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals"]

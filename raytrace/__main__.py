@@ -1,0 +1,170 @@
+"""The command line: ``python -m raytrace render SCENE -o OUT``.
+
+    python -m raytrace render scenes/cornell_box -o out.png
+    python -m raytrace render scenes/cornell_box/scene.json -o out.exr --spp 256 --seed 3
+
+The image is rendered in passes of at most PASS_SPP samples per pixel (a progress bar counts
+them); pass k uses the seed ``(seed * 1000003 + k) mod 2^63`` and the passes are averaged,
+weighted by their sample counts, so the result depends only on the arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+PASS_SPP = 8  # samples per pixel in one pass (the progress bar's step)
+DEFAULT_SPP = 16  # when neither --spp nor the scene file's render.spp is given
+DEFAULT_MAX_BOUNCES = 4  # when neither --max-bounces nor the scene file's render.max_bounces is
+PROG = "python -m raytrace"
+
+
+class UsageError(Exception):
+    """A problem with the command's arguments or inputs: reported in one line, exit code 2."""
+
+
+def parse_resolution(text: str) -> Tuple[int, int]:
+    """'HxW' (e.g. '240x320': 240 rows, 320 columns) or 'N' (N x N) -> (H, W)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if not m:
+        raise UsageError(f"--resolution must be HEIGHTxWIDTH, e.g. 240x320 (got {text!r})")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) is not None else h
+    if h <= 0 or w <= 0:
+        raise UsageError(f"--resolution must be positive (got {text!r})")
+    return h, w
+
+
+def split_passes(spp: int, pass_spp: int = PASS_SPP) -> List[int]:
+    """spp -> samples per pass, e.g. 20 -> [8, 8, 4]."""
+    return [pass_spp] * (spp // pass_spp) + ([spp % pass_spp] if spp % pass_spp else [])
+
+
+def pass_seed(seed: int, k: int) -> int:
+    """The seed of pass k: deterministic in (seed, k), distinct across k."""
+    return (seed * 1000003 + k) % (2 ** 63)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="raytrace: a differentiable Monte Carlo path tracer for PyTorch.",
+        epilog=f"example:\n  {PROG} render scenes/cornell_box -o out.png\n\n"
+               f"Run '{PROG} render --help' for the render command's options.\n"
+               "Scene files are described in docs/scene_format.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    render = sub.add_parser(
+        "render", help="render a scene file to an image",
+        description="Render a scene file to an image (PNG/JPEG: sRGB 8-bit; EXR: linear float32).",
+        epilog="example:\n  python -m raytrace render scenes/cornell_box -o out.png --spp 64\n\n"
+               f"The image is rendered in passes of at most {PASS_SPP} spp (the progress bar's "
+               "steps);\npass k is seeded with (seed * 1000003 + k) mod 2^63 and the passes are "
+               "averaged,\nso the output depends only on the arguments (not on --threads).\n"
+               "Scene files are described in docs/scene_format.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    render.add_argument("scene", metavar="SCENE",
+                        help="a scene .json file, or a folder containing scene.json")
+    render.add_argument("-o", "--output", metavar="OUT", required=True,
+                        help="output image; the extension picks the format: .png, .jpg/.jpeg "
+                             "(sRGB, 8 bit) or .exr (linear float32; needs the OpenEXR package)")
+    render.add_argument("--spp", type=int, default=None, metavar="N",
+                        help="samples per pixel (default: the scene file's render.spp, else "
+                             f"{DEFAULT_SPP})")
+    render.add_argument("--max-bounces", type=int, default=None, metavar="B",
+                        help="path length: 0 shows emitters only, 1 adds direct light, more add "
+                             "indirect light (default: the scene file's render.max_bounces, "
+                             f"else {DEFAULT_MAX_BOUNCES})")
+    render.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="random seed, >= 0 (default: 0)")
+    render.add_argument("--resolution", metavar="HxW", default=None,
+                        help="image size as HEIGHTxWIDTH, e.g. 240x320, or N for NxN (default: "
+                             "the scene's camera resolution)")
+    render.add_argument("--threads", type=int, default=None, metavar="T",
+                        help="worker threads (default: RT_NUM_THREADS or all cores)")
+    render.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no summary line")
+    return parser
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    # Everything about the arguments is checked before any rendering starts.
+    from .image_io import _image_format, imwrite  # noqa: PLC0415
+    from .scene_io import read_scene  # noqa: PLC0415
+
+    resolution = parse_resolution(args.resolution) if args.resolution is not None else None
+    for name, value, minimum in (("--spp", args.spp, 1), ("--max-bounces", args.max_bounces, 0),
+                                 ("--seed", args.seed, 0), ("--threads", args.threads, 1)):
+        if value is not None and value < minimum:
+            raise UsageError(f"{name} must be >= {minimum} (got {value})")
+    out = Path(args.output)
+    try:
+        fmt = _image_format(out, "output")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if fmt == "exr":
+        from .image_io import exr_supported  # noqa: PLC0415
+        if not exr_supported():
+            raise UsageError("writing .exr needs the OpenEXR package: pip install \"OpenEXR>=3.3\"")
+    if out.parent != Path("") and not out.parent.is_dir():
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create the output folder {str(out.parent)!r}: {e}") from None
+
+    try:
+        scene, settings = read_scene(args.scene, resolution=resolution)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    spp = args.spp if args.spp is not None else settings.get("spp", DEFAULT_SPP)
+    max_bounces = args.max_bounces if args.max_bounces is not None else \
+        settings.get("max_bounces", DEFAULT_MAX_BOUNCES)
+
+    import torch  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from .render import render  # noqa: PLC0415
+
+    h, w = scene.camera.resolution
+    start = time.perf_counter()
+    total: Optional[torch.Tensor] = None
+    with tqdm(total=spp, unit="spp", desc=f"rendering {h}x{w}", disable=args.quiet,
+              file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
+        for k, n in enumerate(split_passes(spp)):
+            img = render(scene, spp=n, max_bounces=max_bounces, seed=pass_seed(args.seed, k),
+                         threads=args.threads)
+            total = img.double() * n if total is None else total + img.double() * n
+            bar.update(n)
+    image = (total / spp).float()
+    elapsed = time.perf_counter() - start
+    try:
+        imwrite(image, out)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot write {str(out)!r}: {e}") from None
+    if not args.quiet:
+        print(f"wrote {out} ({h}x{w}, {spp} spp, {max_bounces} bounces) in {elapsed:.2f} s")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "render":
+            return cmd_render(args)
+    except UsageError as e:
+        print(f"{PROG}: error: {' '.join(str(e).split(chr(10)))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
