@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "core/adjoint_check.h"
+#include "core/backward.h"
+#include "core/edges.h"
 #include "core/light.h"
 #include "core/parallel.h"
 #include "core/path_tracer.h"
@@ -121,6 +124,7 @@ public:
         }
         py::gil_scoped_release release;
         data_.set_shapes(inputs, rebuild, num_threads);
+        if (rebuild) edges_ = build_edges(data_.view());
     }
 
     void set_materials(const py::list& materials) {
@@ -282,9 +286,66 @@ public:
     }
 
     int num_bvh_nodes() const { return data_.bvh().num_nodes(); }
+    int num_edges() const { return int(edges_.size()); }
+
+    // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
+    py::dict render_backward(const py::handle& d_image, int spp, int max_bounces, uint64_t seed, int edge_spp,
+                             bool interior, bool primary_edges, bool secondary_edges, int num_threads) {
+        if (!data_.has_camera()) fail("the scene has no camera");
+        check_ready();
+        if (spp <= 0) fail("spp must be positive");
+        if (edge_spp < 0) fail("edge_spp must be non-negative");
+        if (max_bounces < 0 || max_bounces >= kMaxPathVertices) {
+            fail("gradients support max_bounces in [0, " + std::to_string(kMaxPathVertices - 1) + "]");
+        }
+        const CameraParams& c = data_.camera_params();
+        FloatArray d = as_floats(d_image, "d_image", {c.height, c.width, 3});
+        check_finite(d.data(), size_t(d.size()), "d_image");
+        GradLayout layout;
+        int offset = 0;
+        layout.vertices = offset; offset += data_.num_vertices() * 3;
+        layout.uvs = offset; offset += data_.num_vertices() * 2;
+        layout.normals = offset; offset += data_.num_vertices() * 3;
+        layout.texels = offset; offset += data_.num_texels();
+        layout.lights = offset; offset += data_.num_lights() * 3;
+        layout.envmap = offset; offset += data_.envmap_size();
+        layout.camera = offset; offset += 10;
+        layout.total = offset;
+        std::vector<double> grad(size_t(layout.total), 0.0);
+        BackwardParams p;
+        p.spp = spp;
+        p.max_bounces = max_bounces;
+        p.seed = seed;
+        p.edge_spp = edge_spp;
+        p.interior = interior;
+        p.primary_edges = primary_edges;
+        p.secondary_edges = secondary_edges;
+        p.num_threads = num_threads;
+        SceneView view = data_.view();
+        {
+            py::gil_scoped_release release;
+            rt::render_backward(view, c, edges_, layout, p, d.data(), grad.data());
+        }
+        auto block = [&](int begin, int end) {
+            py::array_t<float> a(end - begin);
+            float* dst = a.mutable_data();
+            for (int i = begin; i < end; ++i) dst[i - begin] = float(grad[size_t(i)]);
+            return a;
+        };
+        py::dict out;
+        out["vertices"] = block(layout.vertices, layout.uvs);
+        out["uvs"] = block(layout.uvs, layout.normals);
+        out["normals"] = block(layout.normals, layout.texels);
+        out["texels"] = block(layout.texels, layout.lights);
+        out["lights"] = block(layout.lights, layout.envmap);
+        out["envmap"] = block(layout.envmap, layout.camera);
+        out["camera"] = block(layout.camera, layout.total);
+        return out;
+    }
 
 private:
     SceneData data_;
+    std::vector<Edge> edges_;  // rebuilt with the BVH, when connectivity changes
     int num_materials_ = 0;
 };
 
@@ -306,7 +367,11 @@ PYBIND11_MODULE(_core, m) {
         .def("intersect", &CoreScene::intersect)
         .def("sample_lights", &CoreScene::sample_lights)
         .def("pdf_lights", &CoreScene::pdf_lights)
-        .def("num_bvh_nodes", &CoreScene::num_bvh_nodes);
+        .def("num_bvh_nodes", &CoreScene::num_bvh_nodes)
+        .def("num_edges", &CoreScene::num_edges)
+        .def("render_backward", &CoreScene::render_backward, py::arg("d_image"), py::arg("spp"),
+             py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
+             py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"));
 
     // BSDF, for the sampler tests (local frame, normal +z).
     m.def("bsdf_eval", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,
@@ -387,4 +452,17 @@ PYBIND11_MODULE(_core, m) {
         }
         return out;
     });
+
+    // Finite-difference self-test of the adjoints (tests/test_adjoints.py): name -> max error.
+    m.def("check_adjoints", [](uint64_t seed, int trials) {
+        if (trials < 1) fail("trials must be positive");
+        std::vector<AdjointCheckResult> results;
+        {
+            py::gil_scoped_release release;
+            results = run_adjoint_checks(seed, trials);
+        }
+        py::dict out;
+        for (const AdjointCheckResult& r : results) out[py::str(r.name)] = r.max_error;
+        return out;
+    }, py::arg("seed"), py::arg("trials"));
 }

@@ -1,13 +1,12 @@
-"""render(): the forward renderer."""
+"""render(): the differentiable renderer."""
 from __future__ import annotations
 
-import warnings
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 
 from . import _validation as v
-from .scene import Scene, _np, _threads
+from .scene import Scene, _threads
 
 # Channel name -> (core id, width).
 CHANNELS = {
@@ -19,11 +18,12 @@ CHANNELS = {
     "shape_id": (5, 1),
 }
 
-_warned_no_grad = False
+_MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/backward.h)
 
 
 def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
-           channels: Sequence[str] = ("radiance",), threads: Optional[int] = None) -> torch.Tensor:
+           channels: Sequence[str] = ("radiance",), threads: Optional[int] = None, *,
+           edge_spp: Optional[int] = None, boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
     """Renders the scene with a Monte Carlo path tracer.
 
     Args:
@@ -39,9 +39,19 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             diffuse reflectance at the first hit), "shape_id" (1, the shape hit through the
             pixel centre, -1 for none).
         threads: worker threads (default: RT_NUM_THREADS or all cores).
+        edge_spp: primary-edge samples per pixel for the boundary gradient (default: spp).
+        boundary: which boundary (visibility) terms the gradient includes: True (all),
+            "primary" (edges seen from the camera), "secondary" (shadows and indirect
+            visibility) or False (none: plain autodiff of the shading, which misses the
+            gradient of moving edges).
+        interior: include the interior (shading) terms of the gradient.
 
     Returns:
-        [H, W, C] float32 tensor.
+        [H, W, C] float32 tensor. When any scene tensor requires grad, the result is part of
+        the autograd graph: its radiance channels are differentiable w.r.t. vertices, uvs,
+        normals, material values and textures, light intensities, the environment map and the
+        camera's position, look_at, up and fov (the other channels carry no gradient). The
+        backward pass traces its own paths, from another random stream of the same seed.
     """
     if not isinstance(scene, Scene):
         raise TypeError(f"scene must be a raytrace.Scene (got {type(scene).__name__})")
@@ -60,29 +70,90 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     num_threads = _threads(threads)
     if scene.camera is None:
         raise ValueError("scene.camera is None: a camera is needed to render")
-    _warn_if_grad_requested(scene)
-    core = scene._sync(num_threads)
+    edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    if boundary not in (True, False, "primary", "secondary") or isinstance(boundary, int) and boundary not in (0, 1):
+        raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
+    if not isinstance(interior, bool):
+        raise TypeError(f"interior must be a bool (got {type(interior).__name__})")
+    radiance_slice = None
+    width = 0
+    for c in channels:
+        if c == "radiance" and radiance_slice is None:
+            radiance_slice = (width, width + 3)
+        width += CHANNELS[c][1]
+    settings = {
+        "spp": spp, "max_bounces": max_bounces, "seed": seed, "threads": num_threads,
+        "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
+        "edge_spp": edge_spp, "interior": interior,
+        "primary_edges": boundary is True or boundary == "primary",
+        "secondary_edges": boundary is True or boundary == "secondary",
+    }
+    params = _parameters(scene)
+    if torch.is_grad_enabled() and any(t.requires_grad for t, _ in params):
+        if max_bounces > _MAX_GRAD_BOUNCES:
+            raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} when gradients are needed "
+                             f"(got {max_bounces})")
+        return _Render.apply(scene, settings, *[t for t, _ in params])
+    return _forward(scene, settings)
+
+
+def _parameters(scene: Scene):
+    """The differentiable scene tensors as (tensor, (block, begin, end)) pairs: where each
+    one's gradient lies in the core's gradient blocks."""
+    c = scene.camera
+    params = [(c.position, ("camera", 0, 3)), (c.look_at, ("camera", 3, 6)), (c.up, ("camera", 6, 9)),
+              (c.fov, ("camera", 9, 10))]
+    v_off = 0
+    for s in scene.shapes:
+        n = s.num_vertices
+        params.append((s.vertices, ("vertices", 3 * v_off, 3 * (v_off + n))))
+        if s.uvs is not None:
+            params.append((s.uvs, ("uvs", 2 * v_off, 2 * (v_off + n))))
+        if s.normals is not None:
+            params.append((s.normals, ("normals", 3 * v_off, 3 * (v_off + n))))
+        v_off += n
+    t_off = 0  # the core's texel buffer: diffuse, specular, roughness of each material in turn
+    for m in scene.materials:
+        for t in (m.diffuse_reflectance, m.specular_reflectance, m.roughness):
+            params.append((t, ("texels", t_off, t_off + t.numel())))
+            t_off += t.numel()
+    for i, light in enumerate(scene.area_lights):
+        params.append((light.intensity, ("lights", 3 * i, 3 * i + 3)))
+    if scene.envmap is not None:
+        params.append((scene.envmap.values, ("envmap", 0, scene.envmap.values.numel())))
+    return params
+
+
+def _forward(scene: Scene, st: dict) -> torch.Tensor:
+    core = scene._sync(st["threads"])
     h, w = scene.camera.resolution
-    width = sum(CHANNELS[c][1] for c in channels)
-    out = torch.empty((h, w, width), dtype=torch.float32)
-    core.render(out.numpy(), spp, max_bounces, seed, [CHANNELS[c][0] for c in channels],
-                num_threads)
+    out = torch.empty((h, w, st["width"]), dtype=torch.float32)
+    core.render(out.numpy(), st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], st["threads"])
     return out
 
 
-def _warn_if_grad_requested(scene: Scene) -> None:
-    global _warned_no_grad
-    if _warned_no_grad or not torch.is_grad_enabled():
-        return
-    tensors = [scene.camera.position, scene.camera.look_at, scene.camera.up, scene.camera.fov]
-    for s in scene.shapes:
-        tensors += [s.vertices, s.uvs, s.normals]
-    for m in scene.materials:
-        tensors += [m.diffuse_reflectance, m.specular_reflectance, m.roughness]
-    tensors += [l.intensity for l in scene.area_lights]
-    if scene.envmap is not None:
-        tensors.append(scene.envmap.values)
-    if any(t is not None and t.requires_grad for t in tensors):
-        _warned_no_grad = True
-        warnings.warn("raytrace.render does not compute gradients yet (the reverse pass is being built): "
-                      "the image is returned detached from the scene tensors", RuntimeWarning, stacklevel=3)
+class _Render(torch.autograd.Function):
+    """render() as an autograd Function; the core computes all gradient blocks in one pass."""
+
+    @staticmethod
+    def forward(ctx, scene, settings, *tensors):
+        ctx.scene = scene
+        ctx.settings = settings
+        ctx.shapes = [t.shape for t in tensors]
+        return _forward(scene, settings)
+
+    @staticmethod
+    def backward(ctx, d_out):
+        scene, st = ctx.scene, ctx.settings
+        needs = ctx.needs_input_grad[2:]
+        if st["radiance_slice"] is None or not any(needs):
+            return (None, None) + (None,) * len(needs)
+        lo, hi = st["radiance_slice"]
+        d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
+        core = scene._sync(st["threads"])
+        blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
+                                      st["interior"], st["primary_edges"], st["secondary_edges"], st["threads"])
+        grads = []
+        for (_, (block, begin, end)), shape, need in zip(_parameters(scene), ctx.shapes, needs):
+            grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape) if need else None)
+        return (None, None) + tuple(grads)

@@ -21,6 +21,22 @@ RT_HOST_DEVICE RT_INLINE Vec2 direction_to_envmap_uv(Vec3 d) {
     return Vec2(phi * kInvTwoPi + Real(0.5), theta * kInvPi);
 }
 
+// The adjoint of direction_to_envmap_uv for a unit d, w.r.t. d's components as they enter
+// the formula: d theta / d d.y = -1 / sqrt(1 - d.y^2), d phi / d (x, z) = (-z, x) / (x^2 + z^2).
+// Zero at the poles, where the mapping is singular.
+RT_HOST_DEVICE RT_INLINE Vec3 d_direction_to_envmap_uv(Vec3 d, Vec2 d_uv) {
+    Vec3 d_d(0);
+    Real d_phi = d_uv.x * kInvTwoPi, d_theta = d_uv.y * kInvPi;
+    if (d.y > -1 && d.y < 1) d_d.y = -d_theta / std::sqrt(1 - d.y * d.y);
+    Real r2 = d.x * d.x + d.z * d.z;
+    if (r2 > 0) {
+        // phi = atan2(a, b), a = x, b = -z: d phi = (b da - a db) / (a^2 + b^2).
+        d_d.x = d_phi * (-d.z) / r2;
+        d_d.z = d_phi * d.x / r2;
+    }
+    return d_d;
+}
+
 RT_HOST_DEVICE RT_INLINE Vec3 envmap_uv_to_direction(Vec2 uv, Real* sin_theta) {
     Real phi = (uv.x - Real(0.5)) * 2 * kPi;
     Real theta = uv.y * kPi;
@@ -32,19 +48,36 @@ RT_HOST_DEVICE RT_INLINE Vec3 envmap_uv_to_direction(Vec2 uv, Real* sin_theta) {
 // Bilinear lookup: wrap in u, clamp in v.
 RT_HOST_DEVICE RT_INLINE Vec3 envmap_eval(const EnvmapData& env, Vec3 d) {
     Vec2 uv = direction_to_envmap_uv(normalize(d));
-    Real x = uv.x * Real(env.width) - Real(0.5);
-    Real y = uv.y * Real(env.height) - Real(0.5);
-    Real fx = std::floor(x), fy = std::floor(y);
-    Real tx = x - fx, ty = y - fy;
-    int x0 = int(fx) % env.width;
-    if (x0 < 0) x0 += env.width;
-    int x1 = x0 + 1 == env.width ? 0 : x0 + 1;
-    int y0 = int(fy), y1 = y0 + 1;
-    y0 = y0 < 0 ? 0 : (y0 >= env.height ? env.height - 1 : y0);
-    y1 = y1 < 0 ? 0 : (y1 >= env.height ? env.height - 1 : y1);
+    BilinearTaps b = bilinear_taps(uv, env.width, env.height, true);
+    Real tx = b.tx, ty = b.ty;
     auto at = [&](int yy, int xx) { return Vec3::load(env.values + (size_t(yy) * env.width + xx) * 3); };
-    return at(y0, x0) * ((1 - tx) * (1 - ty)) + at(y0, x1) * (tx * (1 - ty)) +
-           at(y1, x0) * ((1 - tx) * ty) + at(y1, x1) * (tx * ty);
+    return at(b.y0, b.x0) * ((1 - tx) * (1 - ty)) + at(b.y0, b.x1) * (tx * (1 - ty)) +
+           at(b.y1, b.x0) * ((1 - tx) * ty) + at(b.y1, b.x1) * (tx * ty);
+}
+
+// The adjoint of envmap_eval: the texels' gradients go through d_values.add(index, value),
+// index into env.values ([height, width, 3] flattened); the direction's (d need not be unit)
+// is added to *d_dir. The slope is the one inside the texel cell the direction falls in; it
+// is zero at the poles.
+template <typename Sink>
+RT_HOST_DEVICE RT_INLINE void d_envmap_eval(const EnvmapData& env, Vec3 dir, Vec3 d_value, Sink& d_values,
+                                            Vec3* d_dir) {
+    Vec3 dn = normalize(dir);
+    Vec2 uv = direction_to_envmap_uv(dn);
+    BilinearTaps b = bilinear_taps(uv, env.width, env.height, true);
+    auto at = [&](int yy, int xx) { return Vec3::load(env.values + (size_t(yy) * env.width + xx) * 3); };
+    auto add = [&](int yy, int xx, Real w) {
+        int index = (yy * env.width + xx) * 3;
+        for (int k = 0; k < 3; ++k) d_values.add(index + k, d_value[k] * w);
+    };
+    add(b.y0, b.x0, (1 - b.tx) * (1 - b.ty));
+    add(b.y0, b.x1, b.tx * (1 - b.ty));
+    add(b.y1, b.x0, (1 - b.tx) * b.ty);
+    add(b.y1, b.x1, b.tx * b.ty);
+    // uv -> (tx, ty) -> blended value; dir -> normalize -> uv.
+    Vec2 d_t = d_bilinear_weights(b, at(b.y0, b.x0), at(b.y0, b.x1), at(b.y1, b.x0), at(b.y1, b.x1), d_value);
+    Vec2 d_uv(d_t.x * Real(env.width), d_t.y * Real(env.height));
+    *d_dir += d_normalize(dir, d_direction_to_envmap_uv(dn, d_uv));
 }
 
 // Piecewise-constant importance sampling over texels (weights: luminance * sin(theta)).

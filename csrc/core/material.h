@@ -18,6 +18,38 @@ struct Texture {
     int channels;  // 1 or 3
 };
 
+// The four texels a bilinear lookup at uv blends, (x0|x1, y0|y1), and the blend weights'
+// parameters (tx, ty) in [0, 1): weights (1-tx)(1-ty), tx(1-ty), (1-tx)ty, tx ty. Texel (i, j)
+// is centred on ((j + 0.5) / width, (i + 0.5) / height); u wraps around; v wraps around, or
+// with clamp_v is clamped to the first and last rows. tx and ty are the only parts that
+// depend smoothly on uv: d tx / du = width, d ty / dv = height.
+struct BilinearTaps {
+    int x0, x1, y0, y1;
+    Real tx, ty;
+};
+
+RT_HOST_DEVICE RT_INLINE BilinearTaps bilinear_taps(Vec2 uv, int width, int height, bool clamp_v) {
+    BilinearTaps b;
+    Real x = uv.x * Real(width) - Real(0.5);
+    Real y = uv.y * Real(height) - Real(0.5);
+    Real fx = std::floor(x), fy = std::floor(y);
+    b.tx = x - fx;
+    b.ty = y - fy;
+    b.x0 = int(fx) % width;
+    if (b.x0 < 0) b.x0 += width;
+    b.x1 = b.x0 + 1 == width ? 0 : b.x0 + 1;
+    if (clamp_v) {
+        int y0 = int(fy), y1 = y0 + 1;
+        b.y0 = y0 < 0 ? 0 : (y0 >= height ? height - 1 : y0);
+        b.y1 = y1 < 0 ? 0 : (y1 >= height ? height - 1 : y1);
+    } else {
+        b.y0 = int(fy) % height;
+        if (b.y0 < 0) b.y0 += height;
+        b.y1 = b.y0 + 1 == height ? 0 : b.y0 + 1;
+    }
+    return b;
+}
+
 // Bilinear lookup with wrap-around addressing. Row 0 is v = 0, column 0 is u = 0, and
 // texel (i, j) is centred on ((j + 0.5) / width, (i + 0.5) / height).
 RT_HOST_DEVICE RT_INLINE Vec3 texture_lookup(const Real* texels, const Texture& tex, Vec2 uv) {
@@ -26,21 +58,57 @@ RT_HOST_DEVICE RT_INLINE Vec3 texture_lookup(const Real* texels, const Texture& 
     if (tex.width == 1 && tex.height == 1) {
         return c == 3 ? Vec3(base[0], base[1], base[2]) : Vec3(base[0]);
     }
-    Real x = uv.x * Real(tex.width) - Real(0.5);
-    Real y = uv.y * Real(tex.height) - Real(0.5);
-    Real fx = std::floor(x), fy = std::floor(y);
-    Real tx = x - fx, ty = y - fy;
-    int x0 = int(fx) % tex.width, y0 = int(fy) % tex.height;
-    if (x0 < 0) x0 += tex.width;
-    if (y0 < 0) y0 += tex.height;
-    int x1 = x0 + 1 == tex.width ? 0 : x0 + 1;
-    int y1 = y0 + 1 == tex.height ? 0 : y0 + 1;
+    BilinearTaps b = bilinear_taps(uv, tex.width, tex.height, false);
+    Real tx = b.tx, ty = b.ty;
     auto at = [&](int yy, int xx) {
         const Real* t = base + (size_t(yy) * tex.width + xx) * c;
         return c == 3 ? Vec3(t[0], t[1], t[2]) : Vec3(t[0]);
     };
-    return at(y0, x0) * ((1 - tx) * (1 - ty)) + at(y0, x1) * (tx * (1 - ty)) +
-           at(y1, x0) * ((1 - tx) * ty) + at(y1, x1) * (tx * ty);
+    return at(b.y0, b.x0) * ((1 - tx) * (1 - ty)) + at(b.y0, b.x1) * (tx * (1 - ty)) +
+           at(b.y1, b.x0) * ((1 - tx) * ty) + at(b.y1, b.x1) * (tx * ty);
+}
+
+// The adjoint of a bilinear blend of t00 = (y0, x0), t01 = (y0, x1), t10 = (y1, x0),
+// t11 = (y1, x1) w.r.t. (tx, ty), given the gradient g of the blended value.
+RT_HOST_DEVICE RT_INLINE Vec2 d_bilinear_weights(const BilinearTaps& b, Vec3 t00, Vec3 t01, Vec3 t10, Vec3 t11,
+                                                 Vec3 g) {
+    Vec3 d_tx = (t01 - t00) * (1 - b.ty) + (t11 - t10) * b.ty;
+    Vec3 d_ty = (t10 - t00) * (1 - b.tx) + (t11 - t01) * b.tx;
+    return Vec2(dot(g, d_tx), dot(g, d_ty));
+}
+
+// The adjoint of texture_lookup. Adds d_value times each texel's weight through
+// d_texels.add(index, value), index into the scene's texel buffer (tex.offset + ...), and the
+// bilinear slope to *d_uv (piecewise: the derivative inside the texel cell uv falls in; zero
+// for 1x1 textures). For 1-channel textures only d_value.x is used (the lookup's .x).
+template <typename Sink>
+RT_HOST_DEVICE RT_INLINE void d_texture_lookup(const Real* texels, const Texture& tex, Vec2 uv, Vec3 d_value,
+                                               Sink& d_texels, Vec2* d_uv) {
+    int c = tex.channels;
+    if (c != 3) d_value = Vec3(d_value.x, 0, 0);
+    if (tex.width == 1 && tex.height == 1) {
+        for (int k = 0; k < c; ++k) d_texels.add(tex.offset + k, d_value[k]);
+        return;
+    }
+    BilinearTaps b = bilinear_taps(uv, tex.width, tex.height, false);
+    const Real* base = texels + tex.offset;
+    auto at = [&](int yy, int xx) {
+        const Real* t = base + (size_t(yy) * tex.width + xx) * c;
+        return c == 3 ? Vec3(t[0], t[1], t[2]) : Vec3(t[0], 0, 0);
+    };
+    auto add = [&](int yy, int xx, Real w) {
+        int index = tex.offset + (yy * tex.width + xx) * c;
+        for (int k = 0; k < c; ++k) d_texels.add(index + k, d_value[k] * w);
+    };
+    // value = sum of weight x texel: the texels' gradients.
+    add(b.y0, b.x0, (1 - b.tx) * (1 - b.ty));
+    add(b.y0, b.x1, b.tx * (1 - b.ty));
+    add(b.y1, b.x0, (1 - b.tx) * b.ty);
+    add(b.y1, b.x1, b.tx * b.ty);
+    // The weights' slopes in (tx, ty), and tx = u width - 0.5 - floor(.), ty likewise.
+    Vec2 d_t = d_bilinear_weights(b, at(b.y0, b.x0), at(b.y0, b.x1), at(b.y1, b.x0), at(b.y1, b.x1), d_value);
+    d_uv->x += d_t.x * Real(tex.width);
+    d_uv->y += d_t.y * Real(tex.height);
 }
 
 struct Material {
@@ -56,6 +124,12 @@ struct BSDFParams {
     Real alpha;
 };
 
+// Gradients w.r.t. BSDFParams (zero-initialised).
+struct DBSDFParams {
+    Vec3 kd, ks;
+    Real alpha = 0;
+};
+
 constexpr Real kMinAlpha = Real(1e-3);
 
 RT_HOST_DEVICE RT_INLINE BSDFParams eval_material(const Real* texels, const Material& m, Vec2 uv) {
@@ -66,12 +140,36 @@ RT_HOST_DEVICE RT_INLINE BSDFParams eval_material(const Real* texels, const Mate
     return p;
 }
 
+// The adjoint of eval_material: the gradients w.r.t. the BSDF's parameters go to the texels
+// (through d_texels.add, indices into the scene's texel buffer) and to *d_uv. Where the
+// roughness is clamped to kMinAlpha, alpha passes no gradient back.
+template <typename Sink>
+RT_HOST_DEVICE RT_INLINE void d_eval_material(const Real* texels, const Material& m, Vec2 uv, const DBSDFParams& d_p,
+                                              Sink& d_texels, Vec2* d_uv) {
+    d_texture_lookup(texels, m.diffuse, uv, d_p.kd, d_texels, d_uv);
+    d_texture_lookup(texels, m.specular, uv, d_p.ks, d_texels, d_uv);
+    if (texture_lookup(texels, m.roughness, uv).x > kMinAlpha) {
+        d_texture_lookup(texels, m.roughness, uv, Vec3(d_p.alpha, 0, 0), d_texels, d_uv);
+    }
+}
+
 // GGX (Trowbridge-Reitz) normal distribution D(h).
 RT_HOST_DEVICE RT_INLINE Real ggx_d(Real cos_h, Real alpha) {
     if (cos_h <= 0) return 0;
     Real a2 = alpha * alpha;
     Real t = cos_h * cos_h * (a2 - 1) + 1;
     return a2 / (kPi * t * t);
+}
+
+// d D / d cos_h = -4 a2 (a2 - 1) cos_h / (pi t^3); d D / d a2 = (t - 2 a2 cos_h^2) / (pi t^3).
+RT_HOST_DEVICE RT_INLINE void d_ggx_d(Real cos_h, Real alpha, Real d_out, Real* d_cos_h, Real* d_alpha) {
+    if (cos_h <= 0) return;
+    Real a2 = alpha * alpha;
+    Real c2 = cos_h * cos_h;
+    Real t = c2 * (a2 - 1) + 1;
+    Real k = d_out / (kPi * t * t * t);
+    *d_cos_h += k * (-4 * a2 * (a2 - 1) * cos_h);
+    *d_alpha += k * (t - 2 * a2 * c2) * (2 * alpha);
 }
 
 // Smith's masking term G1 for GGX.
@@ -82,10 +180,29 @@ RT_HOST_DEVICE RT_INLINE Real smith_g1(Real cos_w, Real alpha) {
     return 2 / (1 + std::sqrt(1 + alpha * alpha * tan2));
 }
 
+// G1 = 2 / (1 + s), s = sqrt(1 + alpha^2 tan2), tan2 = 1 / cos^2 - 1 (clamped at 0).
+RT_HOST_DEVICE RT_INLINE void d_smith_g1(Real cos_w, Real alpha, Real d_out, Real* d_cos_w, Real* d_alpha) {
+    if (cos_w <= 0) return;
+    Real c2 = cos_w * cos_w;
+    Real tan2 = std::fmax(Real(0), 1 - c2) / c2;
+    Real s = std::sqrt(1 + alpha * alpha * tan2);
+    Real d_s = d_out * (-2 / ((1 + s) * (1 + s)));
+    *d_alpha += d_s * alpha * tan2 / s;
+    if (1 - c2 > 0) *d_cos_w += d_s * (alpha * alpha / (2 * s)) * (-2 / (c2 * cos_w));
+}
+
 RT_HOST_DEVICE RT_INLINE Vec3 schlick_fresnel(Vec3 f0, Real cos_d) {
     Real m = std::fmin(std::fmax(1 - cos_d, Real(0)), Real(1));
     Real m5 = (m * m) * (m * m) * m;
     return f0 + (Vec3(1) - f0) * m5;
+}
+
+// F = f0 + (1 - f0) m^5, m = clamp(1 - cos_d, 0, 1).
+RT_HOST_DEVICE RT_INLINE void d_schlick_fresnel(Vec3 f0, Real cos_d, Vec3 d_out, Vec3* d_f0, Real* d_cos_d) {
+    Real m = std::fmin(std::fmax(1 - cos_d, Real(0)), Real(1));
+    Real m4 = (m * m) * (m * m);
+    *d_f0 += d_out * (1 - m4 * m);
+    if (1 - cos_d > 0 && 1 - cos_d < 1) *d_cos_d -= dot(d_out, Vec3(1) - f0) * (5 * m4);
 }
 
 // The probability of choosing the specular lobe when sampling.
@@ -95,29 +212,102 @@ RT_HOST_DEVICE RT_INLINE Real specular_lobe_probability(const BSDFParams& p) {
     return ws / (wd + ws);
 }
 
-RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval(const BSDFParams& p, Vec3 wo, Vec3 wi) {
-    if (wo.z <= 0 || wi.z <= 0) return Vec3(0);
+// The BSDF from the four cosines it depends on: cos_o = <n, wo>, cos_i = <n, wi>,
+// cos_h = <n, h> and cos_d = <wi, h> for the half vector h = normalize(wo + wi).
+RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval_cosines(const BSDFParams& p, Real cos_o, Real cos_i, Real cos_h,
+                                                Real cos_d) {
+    if (cos_o <= 0 || cos_i <= 0) return Vec3(0);
     Vec3 f = p.kd * kInvPi;
     if (!is_black(p.ks)) {
-        Vec3 h = normalize(wo + wi);
-        Real d = ggx_d(h.z, p.alpha);
-        Real g = smith_g1(wo.z, p.alpha) * smith_g1(wi.z, p.alpha);
-        Vec3 fr = schlick_fresnel(p.ks, dot(wi, h));
-        f += fr * (d * g / (4 * wo.z * wi.z));
+        Real d = ggx_d(cos_h, p.alpha);
+        Real g = smith_g1(cos_o, p.alpha) * smith_g1(cos_i, p.alpha);
+        Vec3 fr = schlick_fresnel(p.ks, cos_d);
+        f += fr * (d * g / (4 * cos_o * cos_i));
     }
     return f;
 }
 
+// wo, wi in the local shading frame.
+RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval(const BSDFParams& p, Vec3 wo, Vec3 wi) {
+    if (wo.z <= 0 || wi.z <= 0) return Vec3(0);
+    Vec3 h = normalize(wo + wi);
+    return bsdf_eval_cosines(p, wo.z, wi.z, h.z, dot(wi, h));
+}
+
+// The same BSDF for world-space directions around the unit shading normal n, written with dot
+// products only (it is isotropic): equals bsdf_eval(p, Frame(n).to_local(wo), Frame(n).to_local(wi)).
+RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval_world(const BSDFParams& p, Vec3 n, Vec3 wo, Vec3 wi) {
+    Real cos_o = dot(n, wo), cos_i = dot(n, wi);
+    if (cos_o <= 0 || cos_i <= 0) return Vec3(0);
+    Vec3 h = normalize(wo + wi);
+    return bsdf_eval_cosines(p, cos_o, cos_i, dot(n, h), dot(wi, h));
+}
+
+// The adjoint of bsdf_eval_cosines: f = kd / pi + F(ks, cos_d) D(cos_h) G1(cos_o) G1(cos_i) / (4 cos_o cos_i).
+RT_HOST_DEVICE RT_INLINE void d_bsdf_eval_cosines(const BSDFParams& p, Real cos_o, Real cos_i, Real cos_h,
+                                                  Real cos_d, Vec3 d_f, DBSDFParams* d_p, Real* d_cos_o,
+                                                  Real* d_cos_i, Real* d_cos_h, Real* d_cos_d) {
+    if (cos_o <= 0 || cos_i <= 0) return;
+    d_p->kd += d_f * kInvPi;
+    if (is_black(p.ks)) return;
+    Real d = ggx_d(cos_h, p.alpha);
+    Real g_o = smith_g1(cos_o, p.alpha), g_i = smith_g1(cos_i, p.alpha);
+    Vec3 fr = schlick_fresnel(p.ks, cos_d);
+    Real inv = 1 / (4 * cos_o * cos_i);
+    Real scale = d * g_o * g_i * inv;
+    // f += fr * scale
+    d_schlick_fresnel(p.ks, cos_d, d_f * scale, &d_p->ks, d_cos_d);
+    Real d_scale = dot(d_f, fr);
+    // scale = d g_o g_i / (4 cos_o cos_i)
+    d_ggx_d(cos_h, p.alpha, d_scale * g_o * g_i * inv, d_cos_h, &d_p->alpha);
+    d_smith_g1(cos_o, p.alpha, d_scale * d * g_i * inv, d_cos_o, &d_p->alpha);
+    d_smith_g1(cos_i, p.alpha, d_scale * d * g_o * inv, d_cos_i, &d_p->alpha);
+    *d_cos_o -= d_scale * scale / cos_o;
+    *d_cos_i -= d_scale * scale / cos_i;
+}
+
+// The adjoint of bsdf_eval_world, with n, wo and wi taken as given (the derivatives are those
+// of the formula above, w.r.t. the vectors as they enter it: no unit-length constraint).
+// Adds into the outputs. At ks = 0 exactly the specular lobe is skipped and ks gets no
+// gradient (the forward function jumps there).
+RT_HOST_DEVICE RT_INLINE void d_bsdf_eval_world(const BSDFParams& p, Vec3 n, Vec3 wo, Vec3 wi, Vec3 d_f,
+                                                DBSDFParams* d_p, Vec3* d_n, Vec3* d_wo, Vec3* d_wi) {
+    Real cos_o = dot(n, wo), cos_i = dot(n, wi);
+    if (cos_o <= 0 || cos_i <= 0) return;
+    Vec3 sum = wo + wi;
+    Vec3 h = normalize(sum);
+    Real cos_h = dot(n, h), cos_d = dot(wi, h);
+    Real d_cos_o = 0, d_cos_i = 0, d_cos_h = 0, d_cos_d = 0;
+    d_bsdf_eval_cosines(p, cos_o, cos_i, cos_h, cos_d, d_f, d_p, &d_cos_o, &d_cos_i, &d_cos_h, &d_cos_d);
+    // The dot products, then h = normalize(wo + wi).
+    *d_n += wo * d_cos_o + wi * d_cos_i + h * d_cos_h;
+    Vec3 d_h = n * d_cos_h + wi * d_cos_d;
+    Vec3 d_sum = d_normalize(sum, d_h);
+    *d_wo += n * d_cos_o + d_sum;
+    *d_wi += n * d_cos_i + h * d_cos_d + d_sum;
+}
+
+// The sampling pdf (solid angle, of wi) from cos_i = <n, wi>, cos_h = <n, h> and
+// cos_oh = <wo, h>, h = normalize(wo + wi); the caller checks that wo and wi are above.
+RT_HOST_DEVICE RT_INLINE Real bsdf_pdf_cosines(const BSDFParams& p, Real cos_i, Real cos_h, Real cos_oh) {
+    Real ps = specular_lobe_probability(p);
+    Real pdf = (1 - ps) * cosine_hemisphere_pdf(cos_i);
+    if (ps > 0 && cos_oh > 0) pdf += ps * ggx_d(cos_h, p.alpha) * cos_h / (4 * cos_oh);
+    return pdf;
+}
+
 RT_HOST_DEVICE RT_INLINE Real bsdf_pdf(const BSDFParams& p, Vec3 wo, Vec3 wi) {
     if (wo.z <= 0 || wi.z <= 0) return 0;
-    Real ps = specular_lobe_probability(p);
-    Real pdf = (1 - ps) * cosine_hemisphere_pdf(wi.z);
-    if (ps > 0) {
-        Vec3 h = normalize(wo + wi);
-        Real wo_h = dot(wo, h);
-        if (wo_h > 0) pdf += ps * ggx_d(h.z, p.alpha) * h.z / (4 * wo_h);
-    }
-    return pdf;
+    Vec3 h = normalize(wo + wi);
+    return bsdf_pdf_cosines(p, wi.z, h.z, dot(wo, h));
+}
+
+// bsdf_pdf for world-space directions around the unit shading normal n.
+RT_HOST_DEVICE RT_INLINE Real bsdf_pdf_world(const BSDFParams& p, Vec3 n, Vec3 wo, Vec3 wi) {
+    Real cos_o = dot(n, wo), cos_i = dot(n, wi);
+    if (cos_o <= 0 || cos_i <= 0) return 0;
+    Vec3 h = normalize(wo + wi);
+    return bsdf_pdf_cosines(p, cos_i, dot(n, h), dot(wo, h));
 }
 
 // Samples wi from u in [0,1)^3 (u.x chooses the lobe). Returns false for a failed sample.

@@ -155,14 +155,27 @@ void SceneData::set_envmap(const Real* values, int width, int height) {
     env_width_ = width;
     env_height_ = height;
     env_values_.assign(values, values + size_t(width) * height * 3);
-    // Weights: luminance * sin(theta) at each texel's centre row.
+    // Weights: luminance * sin(theta) at each texel's centre row. The lookup is bilinear, so a
+    // texel's region also shows its neighbours' radiance: taking the largest luminance of the
+    // 3x3 neighbourhood keeps the pdf from being tiny where the radiance is not (no fireflies
+    // next to a small bright sun).
+    std::vector<Real> lum(size_t(width) * height);
+    for (size_t k = 0; k < lum.size(); ++k) lum[k] = std::fmax(luminance(Vec3::load(values + 3 * k)), Real(0));
     std::vector<Real> weights(size_t(width) * height);
     std::vector<Real> row_weights(height);
     for (int i = 0; i < height; ++i) {
         Real sin_theta = std::sin(kPi * (Real(i) + Real(0.5)) / Real(height));
         double row = 0;
         for (int j = 0; j < width; ++j) {
-            Real w = std::fmax(luminance(Vec3::load(values + (size_t(i) * width + j) * 3)), Real(0)) * sin_theta;
+            Real m = 0;
+            for (int di = -1; di <= 1; ++di) {
+                int ii = std::min(std::max(i + di, 0), height - 1);
+                for (int dj = -1; dj <= 1; ++dj) {
+                    int jj = ((j + dj) % width + width) % width;
+                    m = std::fmax(m, lum[size_t(ii) * width + jj]);
+                }
+            }
+            Real w = m * sin_theta;
             weights[size_t(i) * width + j] = w;
             row += w;
         }

@@ -160,6 +160,10 @@ public:
 
     SceneView view() const;
     int num_triangles() const { return int(tri_shape_.size()); }
+    int num_vertices() const { return int(vertices_.size() / 3); }
+    int num_texels() const { return int(texels_.size()); }
+    int num_lights() const { return int(lights_.size()); }
+    int envmap_size() const { return int(env_values_.size()); }
     const std::vector<ShapeData>& shapes() const { return shapes_; }
     const BVH& bvh() const { return bvh_; }
     bool has_camera() const { return has_camera_; }

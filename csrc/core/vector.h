@@ -50,6 +50,32 @@ RT_HOST_DEVICE RT_INLINE Vec3 normalize(Vec3 a) {
     Real l = length(a);
     return l > 0 ? a / l : a;
 }
+
+// ---- Adjoints ------------------------------------------------------------------------------
+// d_f(inputs, d_out) gives the gradient w.r.t. the inputs of a loss whose gradient w.r.t. the
+// output of f is d_out. Those returning a value return it; those taking pointers add (+=).
+
+// normalize(v) = v / |v|: d_v = (d_out - n dot(n, d_out)) / |v|, zero at v = 0.
+RT_HOST_DEVICE RT_INLINE Vec3 d_normalize(Vec3 v, Vec3 d_out) {
+    Real l = length(v);
+    if (!(l > 0)) return Vec3(0);
+    Vec3 n = v / l;
+    return (d_out - n * dot(n, d_out)) / l;
+}
+
+// length(v) = |v|: d_v = d_out v / |v|, zero at v = 0.
+RT_HOST_DEVICE RT_INLINE Vec3 d_length(Vec3 v, Real d_out) {
+    Real l = length(v);
+    if (!(l > 0)) return Vec3(0);
+    return v * (d_out / l);
+}
+
+// cross(a, b): dot(g, a x b) = dot(a, b x g) = dot(b, g x a).
+RT_HOST_DEVICE RT_INLINE void d_cross(Vec3 a, Vec3 b, Vec3 d_out, Vec3* d_a, Vec3* d_b) {
+    *d_a += cross(b, d_out);
+    *d_b += cross(d_out, a);
+}
+
 RT_HOST_DEVICE RT_INLINE Vec3 vmin(Vec3 a, Vec3 b) {
     return Vec3(std::fmin(a.x, b.x), std::fmin(a.y, b.y), std::fmin(a.z, b.z));
 }

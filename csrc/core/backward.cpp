@@ -1,0 +1,597 @@
+#include "backward.h"
+
+#include <cmath>
+
+#include "geometry.h"
+#include "light.h"
+#include "path_tracer.h"
+#include "rng.h"
+
+namespace rt {
+
+GradAccumulator& thread_grad_accumulator(int size) {
+    thread_local GradAccumulator acc;
+    acc.reset(size);
+    return acc;
+}
+
+namespace {
+
+// ---- A recorded path -------------------------------------------------------------------
+
+struct PathVertex {
+    Ray ray;            // the ray that found this vertex
+    Hit hit;
+    SurfacePoint sp;
+    Real side;          // -1 when the surface is seen from behind (two-sided), else +1
+    Vec3 ng, ns;        // normals on the side of wo
+    Vec3 wo;            // unit, back along the ray
+    BSDFParams bsdf;
+    int material_id;
+    int scatters;       // the BSDF was used here
+    int light_id;       // emission received here (MIS weight emit_weight), or -1
+    Real emit_weight;
+    int nee_kind;       // 0: none, 1: environment, 2: area light
+    int nee_light;
+    Vec3 nee_wi, nee_Le;
+    Real nee_scale;     // MIS weight / light pdf
+    int has_next;       // a BSDF-sampled continuation
+    Vec3 next_wi;
+    Real next_pdf;
+    Vec3 beta;          // throughput arriving at this vertex
+    Vec3 L_in;          // radiance the path brings back along next_wi (filled after tracing)
+};
+
+struct Path {
+    PathVertex v[kMaxPathVertices];
+    int n;
+    int escaped;        // the last ray left the scene (and an envmap exists)
+    Ray escape_ray;
+    Real escape_weight;
+    Vec3 escape_beta;
+};
+
+enum { kNeeNone = 0, kNeeEnv = 1, kNeeArea = 2 };
+
+// The same path as radiance() traces, recorded. Keep the two in step.
+void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sampler, Path* path) {
+    path->n = 0;
+    path->escaped = 0;
+    Vec3 beta(1);
+    Real prev_bsdf_pdf = 0;
+    Vec3 prev_p;
+    Hit hit;
+    bool found = intersect(s.bvh, ray, &hit);
+    for (int bounce = 0;; ++bounce) {
+        if (!found) {
+            if (s.has_envmap) {
+                Real w = 1;
+                if (bounce > 0 && s.env_choice_prob > 0) {
+                    w = power_heuristic(prev_bsdf_pdf, s.env_choice_prob * envmap_pdf(s.envmap, ray.dir));
+                }
+                path->escaped = 1;
+                path->escape_ray = ray;
+                path->escape_weight = w;
+                path->escape_beta = beta;
+            }
+            break;
+        }
+        PathVertex& pv = path->v[path->n++];
+        pv.ray = ray;
+        pv.hit = hit;
+        pv.beta = beta;
+        pv.sp = surface_point(s, hit);
+        pv.wo = -normalize(ray.dir);
+        pv.scatters = 0;
+        pv.light_id = -1;
+        pv.nee_kind = kNeeNone;
+        pv.has_next = 0;
+        pv.L_in = Vec3(0);
+        const ShapeData& shape = s.shapes[pv.sp.shape_id];
+        pv.material_id = shape.material_id;
+        const Material& material = s.materials[shape.material_id];
+        if (shape.light_id >= 0) {
+            Vec3 Le = area_light_emission(s.lights[shape.light_id], pv.sp.ng, pv.wo);
+            if (!is_black(Le)) {
+                Real w = 1;
+                if (bounce > 0) {
+                    Real light_pdf = (1 - s.env_choice_prob) * area_lights_pdf(s, prev_p, pv.sp.p, pv.sp.ng, pv.sp.tri);
+                    w = power_heuristic(prev_bsdf_pdf, light_pdf);
+                }
+                pv.light_id = shape.light_id;
+                pv.emit_weight = w;
+            }
+        }
+        if (bounce >= max_bounces || path->n == kMaxPathVertices) break;
+        pv.side = 1;
+        pv.ng = pv.sp.ng;
+        pv.ns = pv.sp.ns;
+        if (dot(pv.wo, pv.ng) < 0) {
+            if (!material.two_sided) break;
+            pv.side = -1;
+            pv.ng = -pv.ng;
+            pv.ns = -pv.ns;
+        }
+        pv.scatters = 1;
+        Frame frame(pv.ns);
+        Vec3 wo_local = frame.to_local(pv.wo);
+        pv.bsdf = eval_material(s.texels, material, pv.sp.uv);
+        Vec3 origin = offset_ray_origin(pv.sp.p, pv.ng);
+        uint32_t dim = bounce_dim(bounce);
+
+        // Next-event estimation (as in radiance()).
+        if (s.env_choice_prob > 0 || s.num_lights > 0) {
+            Real u_choice = sampler.get(dim + 0);
+            Vec2 u_light(sampler.get(dim + 1), sampler.get(dim + 2));
+            Vec3 wi, Le, target;
+            Real light_pdf = 0;
+            int kind, light = -1;
+            if (u_choice < s.env_choice_prob) {
+                Real pdf;
+                wi = envmap_sample(s.envmap, u_light, &pdf);
+                light_pdf = s.env_choice_prob * pdf;
+                Le = envmap_eval(s.envmap, wi);
+                kind = kNeeEnv;
+            } else {
+                Real u_rescaled = (u_choice - s.env_choice_prob) / (1 - s.env_choice_prob);
+                LightSample ls = sample_area_lights(s, pv.sp.p, Vec3(u_rescaled, u_light.x, u_light.y));
+                light_pdf = (1 - s.env_choice_prob) * ls.pdf;
+                wi = ls.dir;
+                Le = ls.Le;
+                target = ls.point;
+                kind = kNeeArea;
+                if (ls.tri >= 0) light = s.shapes[s.tri_shape[ls.tri]].light_id;
+            }
+            if (light_pdf > 0 && !is_black(Le) && dot(wi, pv.ng) > 0) {
+                Vec3 wi_local = frame.to_local(wi);
+                Vec3 f = bsdf_eval(pv.bsdf, wo_local, wi_local);
+                if (!is_black(f)) {
+                    bool unblocked;
+                    if (kind == kNeeEnv) {
+                        Ray shadow{origin, wi, 0, kInfinity};
+                        unblocked = !occluded(s.bvh, shadow);
+                    } else {
+                        unblocked = visible(s, origin, target);
+                    }
+                    if (unblocked) {
+                        pv.nee_kind = kind;
+                        pv.nee_light = light;
+                        pv.nee_wi = wi;
+                        pv.nee_Le = Le;
+                        pv.nee_scale = power_heuristic(light_pdf, bsdf_pdf(pv.bsdf, wo_local, wi_local)) / light_pdf;
+                    }
+                }
+            }
+        }
+
+        // BSDF sampling.
+        Vec3 u_bsdf(sampler.get(dim + 3), sampler.get(dim + 4), sampler.get(dim + 5));
+        Vec3 wi_local;
+        Real pdf;
+        if (!bsdf_sample(pv.bsdf, wo_local, u_bsdf, &wi_local, &pdf)) break;
+        Vec3 wi = frame.to_world(wi_local);
+        if (dot(wi, pv.ng) <= 0) break;
+        Vec3 f = bsdf_eval(pv.bsdf, wo_local, wi_local);
+        beta *= f * (wi_local.z / pdf);
+        if (is_black(beta)) break;
+        pv.has_next = 1;
+        pv.next_wi = wi;
+        pv.next_pdf = pdf;
+        prev_bsdf_pdf = pdf;
+        prev_p = pv.sp.p;
+        ray = Ray{origin, wi, 0, kInfinity};
+        found = intersect(s.bvh, ray, &hit);
+    }
+    // Radiance flowing back along each continuation, from the end of the path.
+    Vec3 L_next = path->escaped ? envmap_eval(s.envmap, path->escape_ray.dir) * path->escape_weight : Vec3(0);
+    for (int k = path->n - 1; k >= 0; --k) {
+        PathVertex& pv = path->v[k];
+        pv.L_in = pv.has_next ? L_next : Vec3(0);
+        Vec3 L_out(0);
+        if (pv.light_id >= 0) L_out += s.lights[pv.light_id].intensity * pv.emit_weight;
+        if (pv.nee_kind != kNeeNone) {
+            Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi);
+            L_out += f * pv.nee_Le * (dot(pv.ns, pv.nee_wi) * pv.nee_scale);
+        }
+        if (pv.has_next) {
+            Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi);
+            L_out += f * pv.L_in * (dot(pv.ns, pv.next_wi) / pv.next_pdf);
+        }
+        L_next = L_out;
+    }
+}
+
+// ---- Derivatives of a hit's geometry ----------------------------------------------------
+
+struct TriangleVerts {
+    int idx[3];
+    Vec3 v[3];
+};
+
+TriangleVerts load_triangle(const SceneView& s, int tri) {
+    TriangleVerts t;
+    for (int k = 0; k < 3; ++k) {
+        t.idx[k] = s.indices[3 * size_t(tri) + k];
+        t.v[k] = Vec3::load(s.vertices + 3 * size_t(t.idx[k]));
+    }
+    return t;
+}
+
+void add_vec3(GradAccumulator& acc, int base, int index, Vec3 g) {
+    acc.add(base + 3 * index + 0, g.x);
+    acc.add(base + 3 * index + 1, g.y);
+    acc.add(base + 3 * index + 2, g.z);
+}
+
+// Back-propagates gradients w.r.t. a vertex's position, shading normal and uv to the mesh
+// and to the ray that found it (through the barycentrics of the ray-plane intersection).
+void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVertex& pv, Vec3 d_p, Vec3 d_ns,
+                    Vec2 d_uv, GradAccumulator& acc, Vec3* d_org, Vec3* d_dir) {
+    TriangleVerts tv = load_triangle(s, pv.hit.tri);
+    Real t, b1, b2;
+    if (!intersect_triangle(pv.ray.org, pv.ray.dir, tv.v[0], tv.v[1], tv.v[2], &t, &b1, &b2)) return;
+    Real b[3] = {1 - b1 - b2, b1, b2};
+    Real d_b[3] = {0, 0, 0};
+    Vec3 d_v[3];
+    // Position p = sum b_i v_i.
+    for (int k = 0; k < 3; ++k) {
+        d_b[k] += dot(d_p, tv.v[k]);
+        d_v[k] += d_p * b[k];
+    }
+    const ShapeData& shape = s.shapes[pv.sp.shape_id];
+    // Shading normal.
+    if (shape.has_normals) {
+        Vec3 n_k[3];
+        Vec3 n(0);
+        for (int k = 0; k < 3; ++k) {
+            n_k[k] = Vec3::load(s.normals + 3 * size_t(tv.idx[k]));
+            n += n_k[k] * b[k];
+        }
+        // surface_point flips the interpolated normal to the geometric side; `side` flips both.
+        Real flip = pv.side;
+        if (dot(n, cross(tv.v[1] - tv.v[0], tv.v[2] - tv.v[0])) < 0) flip = -flip;
+        if (length(n) > 0) {
+            Vec3 d_n = d_normalize(n, d_ns * flip);
+            for (int k = 0; k < 3; ++k) {
+                d_b[k] += dot(d_n, n_k[k]);
+                add_vec3(acc, layout.normals, tv.idx[k], d_n * b[k]);
+            }
+        }
+    } else {
+        Vec3 c = cross(tv.v[1] - tv.v[0], tv.v[2] - tv.v[0]);
+        if (length(c) > 0) {
+            Vec3 d_c = d_normalize(c, d_ns * pv.side);
+            Vec3 d_e1, d_e2;
+            d_cross(tv.v[1] - tv.v[0], tv.v[2] - tv.v[0], d_c, &d_e1, &d_e2);
+            d_v[1] += d_e1;
+            d_v[2] += d_e2;
+            d_v[0] += -(d_e1 + d_e2);
+        }
+    }
+    // Texture coordinates.
+    if (shape.has_uvs) {
+        for (int k = 0; k < 3; ++k) {
+            const Real* uv = s.uvs + 2 * size_t(tv.idx[k]);
+            d_b[k] += d_uv.x * uv[0] + d_uv.y * uv[1];
+            acc.add(layout.uvs + 2 * tv.idx[k] + 0, d_uv.x * b[k]);
+            acc.add(layout.uvs + 2 * tv.idx[k] + 1, d_uv.y * b[k]);
+        }
+    } else {
+        d_b[1] += d_uv.x;
+        d_b[2] += d_uv.y;
+    }
+    // Barycentrics of the ray-plane intersection.
+    Real d_b1 = d_b[1] - d_b[0], d_b2 = d_b[2] - d_b[0];
+    d_intersect_triangle(pv.ray.org, pv.ray.dir, tv.v[0], tv.v[1], tv.v[2], 0, d_b1, d_b2, d_org, d_dir, &d_v[0],
+                         &d_v[1], &d_v[2]);
+    for (int k = 0; k < 3; ++k) add_vec3(acc, layout.vertices, tv.idx[k], d_v[k]);
+}
+
+// ---- Secondary edges --------------------------------------------------------------------
+
+// The boundary term of the scattering integral at vertex pv: one edge sample. Adds the
+// gradient w.r.t. the edge's vertices and returns the one w.r.t. the vertex position.
+// `edge_sampler` gives the edge choice (dims dim, dim + 1); `path_sampler` the paths that
+// estimate the incoming radiance on both sides.
+Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeTreeView& tree, const GradLayout& layout,
+                         const PathVertex& pv, Vec3 d_L, int remaining_bounces, const Sampler& edge_sampler,
+                         uint32_t dim, const Sampler& path_sampler, GradAccumulator& acc) {
+    Vec3 x = pv.sp.p;
+    Real p_edge;
+    EdgeQuery query{x, pv.ng, remaining_bounces >= 1};
+    int ei = sample_edge_tree(s, tree, query, edge_sampler.get(dim), &p_edge);
+    if (ei < 0 || p_edge <= 0) return Vec3(0);
+    Real u_t = edge_sampler.get(dim + 1);
+    const Edge& e = edges[ei];
+    Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0)), v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
+    Vec3 m = v0 + (v1 - v0) * u_t;
+    Vec3 w = m - x;
+    Real dist = length(w);
+    if (dist <= 0) return Vec3(0);
+    Vec3 omega = w / dist;
+    Vec3 N = cross(v0 - x, v1 - x);
+    Real N_len = length(N);
+    if (N_len <= 0) return Vec3(0);
+    Vec3 n_hat = N / N_len;
+    // The integrand on both sides of the edge's projection: BSDF x cosine is continuous across
+    // it and taken at omega; only the incoming radiance jumps.
+    Real c = dot(pv.ns, omega);
+    if (c <= 0 || dot(pv.ng, omega) <= 0) return Vec3(0);
+    Vec3 fc = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, omega) * c;
+    if (is_black(fc)) return Vec3(0);
+    const Real eps = Real(1e-4);
+    Vec3 origin = offset_ray_origin(x, pv.ng);
+    Vec3 h[2];
+    for (int side = 0; side < 2; ++side) {
+        Vec3 dir = normalize(omega + n_hat * (side == 0 ? -eps : eps));
+        PrimaryInfo info;
+        h[side] = fc * radiance(s, Ray{origin, dir, 0, kInfinity}, remaining_bounces, path_sampler, &info);
+    }
+    // (h- - h+) times the normal velocity of the projected edge, per unit of t.
+    Real S = dot(d_L, h[0] - h[1]);
+    if (S == 0) return Vec3(0);
+    Real jacobian = length(cross(omega, v1 - v0)) / dist;
+    Real K = -S * jacobian / (p_edge * N_len);
+    Vec3 g0 = cross(v1 - x, omega) * K;
+    Vec3 g1 = cross(omega, v0 - x) * K;
+    add_vec3(acc, layout.vertices, e.v0, g0);
+    add_vec3(acc, layout.vertices, e.v1, g1);
+    return -(g0 + g1);
+}
+
+// ---- The interior kernel ----------------------------------------------------------------
+
+struct InteriorTile {
+    const SceneView* s;
+    const CameraParams* camera;
+    const GradLayout* layout;
+    const BackwardParams* p;
+    const Real* d_image;
+    const Edge* edges;
+    EdgeTreeView tree;
+    int tile_size;
+    int tiles_x;
+
+    void operator()(int tile, GradAccumulator& acc) const {
+        const SceneView& s = *this->s;
+        const Camera& cam = s.camera;
+        int tx = tile % tiles_x, ty = tile / tiles_x;
+        DCameraParams d_cam{};
+        for (int py = ty * tile_size; py < std::min(cam.height, (ty + 1) * tile_size); ++py) {
+            for (int px = tx * tile_size; px < std::min(cam.width, (tx + 1) * tile_size); ++px) {
+                int pixel = py * cam.width + px;
+                Vec3 d_pix = Vec3::load(d_image + 3 * size_t(pixel)) / Real(p->spp);
+                if (is_black(d_pix)) continue;
+                uint32_t pattern_key = hash32(uint32_t(p->seed * 0x2545f491u) ^ 0x3c6ef372u, uint32_t(pixel));
+                for (int smp = 0; smp < p->spp; ++smp) {
+                    Vec2 j = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key);
+                    Real sx = Real(px) + j.x, sy = Real(py) + j.y;
+                    Ray ray = generate_ray(cam, sx, sy);
+                    Sampler sampler(p->seed, kStreamBackward, uint64_t(pixel), uint64_t(smp));
+                    Sampler edge_sampler(p->seed, kStreamEdge, uint64_t(pixel), uint64_t(smp));
+                    Path path;
+                    trace_path(s, ray, p->max_bounces, sampler, &path);
+                    d_path(s, path, d_pix, edge_sampler, uint64_t(pixel), uint64_t(smp), acc, sx, sy, &d_cam);
+                }
+            }
+        }
+        const GradLayout& L = *layout;
+        add_vec3(acc, L.camera, 0, d_cam.position);
+        add_vec3(acc, L.camera, 1, d_cam.look_at);
+        add_vec3(acc, L.camera, 2, d_cam.up);
+        acc.add(L.camera + 9, d_cam.fov_degrees);
+    }
+
+    void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, uint64_t pixel,
+                uint64_t smp, GradAccumulator& acc, Real sx, Real sy, DCameraParams* d_cam) const {
+        const GradLayout& L = *layout;
+        GradSink tex_sink{&acc, L.texels};
+        GradSink env_sink{&acc, L.envmap};
+        Vec3 d_cam_org(0), d_cam_dir(0);
+        Vec3 unused;
+        if (p->interior && path.escaped) {
+            Vec3 d_dir(0);
+            d_envmap_eval(s.envmap, path.escape_ray.dir, d_pix * path.escape_beta * path.escape_weight, env_sink,
+                          &d_dir);
+            if (path.n == 0) d_cam_dir += d_dir;  // the background seen directly turns with the camera
+        }
+        Vec3 d_x_next(0);  // gradient w.r.t. the origin of the ray leaving the current vertex
+        for (int k = path.n - 1; k >= 0; --k) {
+            const PathVertex& pv = path.v[k];
+            Vec3 d_L = d_pix * pv.beta;
+            Vec3 d_p = d_x_next, d_ns(0), d_wo(0);
+            Vec2 d_uv(0, 0);
+            d_x_next = Vec3(0);
+            if (p->interior && pv.light_id >= 0) add_vec3(acc, L.lights, pv.light_id, d_L * pv.emit_weight);
+            if (pv.scatters) {
+                DBSDFParams d_bsdf{};
+                if (p->interior && pv.nee_kind != kNeeNone) {
+                    Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi);
+                    Real c = dot(pv.ns, pv.nee_wi);
+                    Vec3 d_f = d_L * pv.nee_Le * (c * pv.nee_scale);
+                    Real d_c = dot(d_L, f * pv.nee_Le) * pv.nee_scale;
+                    Vec3 d_Le = d_L * f * (c * pv.nee_scale);
+                    d_bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi, d_f, &d_bsdf, &d_ns, &d_wo, &unused);
+                    d_ns += pv.nee_wi * d_c;
+                    if (pv.nee_kind == kNeeArea) {
+                        add_vec3(acc, L.lights, pv.nee_light, d_Le);
+                    } else {
+                        d_envmap_eval(s.envmap, pv.nee_wi, d_Le, env_sink, &unused);
+                    }
+                }
+                if (p->interior && pv.has_next) {
+                    Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi);
+                    Real c = dot(pv.ns, pv.next_wi);
+                    Vec3 d_T = d_L * pv.L_in;
+                    Vec3 d_f = d_T * (c / pv.next_pdf);
+                    Real d_c = dot(d_T, f) / pv.next_pdf;
+                    d_bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi, d_f, &d_bsdf, &d_ns, &d_wo, &unused);
+                    d_ns += pv.next_wi * d_c;
+                }
+                if (p->interior) {
+                    d_eval_material(s.texels, s.materials[pv.material_id], pv.sp.uv, d_bsdf, tex_sink, &d_uv);
+                }
+                if (p->secondary_edges) {
+                    Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
+                    d_p += secondary_edge_term(s, edges, tree, L, pv, d_L, p->max_bounces - (k + 1), edge_sampler,
+                                               uint32_t(2 * k), path_sampler, acc);
+                }
+            }
+            if (!p->interior) {
+                // Only the boundary terms: the vertex position still carries their gradient.
+                d_ns = Vec3(0);
+                d_wo = Vec3(0);
+                d_uv = Vec2(0, 0);
+            }
+            Vec3 d_org(0), d_dir(0);
+            // wo = -normalize(ray.dir): only the camera ray's direction varies.
+            if (k == 0) d_dir += -d_normalize(pv.ray.dir, d_wo);
+            d_hit_geometry(s, L, pv, d_p, d_ns, d_uv, acc, &d_org, &d_dir);
+            if (k == 0) {
+                d_cam_org += d_org;
+                d_cam_dir += d_dir;
+            } else {
+                d_x_next = d_org;  // the origin of this ray is the previous vertex
+            }
+        }
+        d_generate_ray(*camera, sx, sy, d_cam_org, d_cam_dir, d_cam);
+    }
+};
+
+// ---- Primary edges ----------------------------------------------------------------------
+
+struct PrimaryEdgeTile {
+    const SceneView* s;
+    const CameraParams* camera;
+    const GradLayout* layout;
+    const BackwardParams* p;
+    const Real* d_image;
+    const Edge* edges;
+    Distribution1D choice;   // over edges, by projected length (0 for edges that do not matter)
+    int64_t num_samples;
+    int samples_per_tile;
+
+    void operator()(int tile, GradAccumulator& acc) const {
+        const SceneView& s = *this->s;
+        const Camera& cam = s.camera;
+        DCameraParams d_cam{};
+        int64_t begin = int64_t(tile) * samples_per_tile;
+        int64_t end = std::min<int64_t>(num_samples, begin + samples_per_tile);
+        for (int64_t i = begin; i < end; ++i) {
+            Sampler sampler(p->seed, kStreamEdge, uint64_t(0xffffffffull), uint64_t(i));
+            int ei = choice.sample(sampler.get(0));
+            Real p_edge = choice.pmf(ei);
+            if (p_edge <= 0) continue;
+            const Edge& e = edges[ei];
+            Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0)), v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
+            Vec2 s0, s1;
+            if (!project(cam, v0, &s0) || !project(cam, v1, &s1)) continue;
+            Real t = sampler.get(1);
+            Vec2 seg = s1 - s0;
+            Real seg_len = std::sqrt(seg.x * seg.x + seg.y * seg.y);
+            if (seg_len <= 0) continue;
+            Vec2 pt = s0 + seg * t;
+            if (!(pt.x >= 0 && pt.y >= 0 && pt.x < Real(cam.width) && pt.y < Real(cam.height))) continue;
+            int px = int(pt.x), py = int(pt.y);
+            if (px >= cam.width || py >= cam.height) continue;
+            Vec3 d_pix = Vec3::load(d_image + 3 * (size_t(py) * cam.width + px));
+            if (is_black(d_pix)) continue;
+            Vec2 n(-seg.y / seg_len, seg.x / seg_len);
+            // Radiance just on either side, with the same random numbers.
+            const Real eps = Real(1e-3);
+            Vec3 L[2];
+            for (int side = 0; side < 2; ++side) {
+                Real off = side == 0 ? -eps : eps;
+                Ray ray = generate_ray(cam, pt.x + n.x * off, pt.y + n.y * off);
+                Sampler path_sampler(p->seed, kStreamEdge, uint64_t(0xfffffffeull), uint64_t(i));
+                PrimaryInfo info;
+                L[side] = radiance(s, ray, p->max_bounces, path_sampler, &info);
+            }
+            // (L- - L+) times the normal velocity; pdf = p_edge / seg_len per unit length.
+            Real weight = dot(d_pix, L[0] - L[1]) * seg_len / (p_edge * Real(num_samples));
+            if (weight == 0) continue;
+            Vec3 d_v0(0), d_v1(0);
+            d_project(*camera, v0, n * (weight * (1 - t)), &d_cam, &d_v0);
+            d_project(*camera, v1, n * (weight * t), &d_cam, &d_v1);
+            add_vec3(acc, layout->vertices, e.v0, d_v0);
+            add_vec3(acc, layout->vertices, e.v1, d_v1);
+        }
+        add_vec3(acc, layout->camera, 0, d_cam.position);
+        add_vec3(acc, layout->camera, 1, d_cam.look_at);
+        add_vec3(acc, layout->camera, 2, d_cam.up);
+        acc.add(layout->camera + 9, d_cam.fov_degrees);
+    }
+};
+
+void build_cdf(const std::vector<Real>& weights, std::vector<Real>* cdf) {
+    cdf->assign(weights.size() + 1, 0);
+    double total = 0;
+    for (Real w : weights) total += w;
+    double acc = 0;
+    for (size_t i = 0; i < weights.size(); ++i) {
+        acc += weights[i];
+        (*cdf)[i + 1] = total > 0 ? Real(acc / total) : Real(0);
+    }
+    if (total > 0) cdf->back() = 1;
+}
+
+}  // namespace
+
+void render_backward(const SceneView& s, const CameraParams& camera, const std::vector<Edge>& edges,
+                     const GradLayout& layout, const BackwardParams& p, const Real* d_image, double* grad) {
+    const Camera& cam = s.camera;
+    int num_edges = int(edges.size());
+    // Secondary edges: chosen from each shading point through the edge tree.
+    EdgeTree tree;
+    if (p.secondary_edges) tree.build(s, edges);
+
+    if (p.interior || p.secondary_edges) {
+        InteriorTile k;
+        k.s = &s;
+        k.camera = &camera;
+        k.layout = &layout;
+        k.p = &p;
+        k.d_image = d_image;
+        k.edges = edges.data();
+        k.tree = tree.view();
+        k.tile_size = 8;
+        k.tiles_x = (cam.width + 7) / 8;
+        int tiles = k.tiles_x * ((cam.height + 7) / 8);
+        accumulate_tiles(k, tiles, layout.total, p.num_threads, grad);
+    }
+
+    if (p.primary_edges && num_edges > 0 && p.edge_spp > 0) {
+        // Edges that matter from the camera, by projected length.
+        std::vector<Real> screen_lengths(num_edges, 0);
+        bool creases = p.max_bounces >= 1;
+        for (int i = 0; i < num_edges; ++i) {
+            const Edge& e = edges[i];
+            if (!edge_matters(s, e, cam.position, cam.orthographic != 0, cam.forward, creases)) continue;
+            Vec2 s0, s1;
+            if (!project(cam, Vec3::load(s.vertices + 3 * size_t(e.v0)), &s0) ||
+                !project(cam, Vec3::load(s.vertices + 3 * size_t(e.v1)), &s1)) {
+                continue;
+            }
+            Vec2 d = s1 - s0;
+            screen_lengths[i] = std::sqrt(d.x * d.x + d.y * d.y);
+        }
+        std::vector<Real> cdf;
+        build_cdf(screen_lengths, &cdf);
+        if (cdf.back() > 0) {
+            PrimaryEdgeTile k;
+            k.s = &s;
+            k.camera = &camera;
+            k.layout = &layout;
+            k.p = &p;
+            k.d_image = d_image;
+            k.edges = edges.data();
+            k.choice = Distribution1D{cdf.data(), num_edges};
+            k.num_samples = int64_t(p.edge_spp) * cam.width * cam.height;
+            k.samples_per_tile = 1024;
+            int tiles = int((k.num_samples + k.samples_per_tile - 1) / k.samples_per_tile);
+            accumulate_tiles(k, tiles, layout.total, p.num_threads, grad);
+        }
+    }
+}
+
+}  // namespace rt

@@ -1,0 +1,45 @@
+// backward.h: the reverse pass: gradients of a loss w.r.t. every scene parameter.
+//
+// Interior (shading) terms: each pixel sample's path is traced again from its own random
+// sequence (the backward stream), recorded in a fixed-size array (no memory that grows with
+// spp) and swept in reverse, calling the d_ function beside each forward function. Directions
+// are held fixed in solid angle (Li et al. 2018), so moving geometry slides the path's vertices
+// along their rays.
+//
+// Boundary (visibility) terms, also Li et al. 2018:
+//   - primary: edges that matter as seen from the camera are sampled in proportion to their
+//     projected length; the radiance on both sides of the sample times the edge's normal
+//     velocity in screen space gives the derivative of the pixel it falls in;
+//   - secondary: at every scattering vertex of a path, one edge is sampled; the integrand
+//     (BSDF x cosine x incoming radiance) on both sides of the edge's projection onto the
+//     sphere of directions, times its normal velocity there.
+#pragma once
+
+#include <vector>
+
+#include "edges.h"
+#include "grad.h"
+#include "scene.h"
+
+namespace rt {
+
+// The longest path the reverse pass records: gradients support max_bounces <= this - 1.
+constexpr int kMaxPathVertices = 17;
+
+struct BackwardParams {
+    int spp;              // interior samples per pixel
+    int max_bounces;
+    uint64_t seed;
+    int edge_spp;         // primary edge samples per pixel of the image (total edge_spp * H * W)
+    int interior;         // compute the interior (shading) terms
+    int primary_edges;    // boundary terms of primary visibility
+    int secondary_edges;  // boundary terms of secondary visibility (shadows, indirect)
+    int num_threads;
+};
+
+// d_image: [H, W, 3] gradient of the loss w.r.t. the radiance image. Adds into grad
+// (layout.total doubles).
+void render_backward(const SceneView& scene, const CameraParams& camera, const std::vector<Edge>& edges,
+                     const GradLayout& layout, const BackwardParams& params, const Real* d_image, double* grad);
+
+}  // namespace rt

@@ -1,0 +1,117 @@
+#include "edges.h"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace rt {
+
+std::vector<Edge> build_edges(const SceneView& s) {
+    // Every (sorted vertex pair, face) occurrence, then grouped by vertex pair.
+    struct Occurrence {
+        uint64_t key;
+        int face;
+    };
+    std::vector<Occurrence> occ;
+    occ.reserve(size_t(s.num_triangles) * 3);
+    for (int f = 0; f < s.num_triangles; ++f) {
+        const int* idx = s.indices + 3 * size_t(f);
+        for (int k = 0; k < 3; ++k) {
+            uint32_t a = uint32_t(idx[k]), b = uint32_t(idx[(k + 1) % 3]);
+            if (a == b) continue;  // a collapsed edge of a degenerate triangle
+            if (a > b) std::swap(a, b);
+            occ.push_back({(uint64_t(a) << 32) | b, f});
+        }
+    }
+    std::sort(occ.begin(), occ.end(), [](const Occurrence& x, const Occurrence& y) {
+        return x.key != y.key ? x.key < y.key : x.face < y.face;
+    });
+    std::vector<Edge> edges;
+    edges.reserve(occ.size() / 2 + 1);
+    for (size_t i = 0; i < occ.size();) {
+        size_t j = i;
+        while (j < occ.size() && occ[j].key == occ[i].key) ++j;
+        int v0 = int(occ[i].key >> 32), v1 = int(occ[i].key & 0xffffffffu);
+        if (j - i == 2) {
+            edges.push_back({v0, v1, occ[i].face, occ[i + 1].face, s.tri_shape[occ[i].face]});
+        } else {
+            // Boundary (one face) or non-manifold (three or more): each face's edge on its own.
+            for (size_t k = i; k < j; ++k) edges.push_back({v0, v1, occ[k].face, -1, s.tri_shape[occ[k].face]});
+        }
+        i = j;
+    }
+    return edges;
+}
+
+}  // namespace rt
+
+namespace rt {
+
+void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
+    nodes_.clear();
+    edges_ = edges.data();
+    // Edges between coplanar faces never bound a discontinuity.
+    std::vector<int>& items = items_;
+    items.clear();
+    std::vector<Vec3> n0(edges.size()), n1(edges.size());
+    for (size_t i = 0; i < edges.size(); ++i) {
+        const Edge& e = edges[i];
+        n0[i] = normalize(face_normal_unnormalised(s, e.f0));
+        n1[i] = e.f1 >= 0 ? normalize(face_normal_unnormalised(s, e.f1)) : n0[i];
+        if (e.f1 >= 0 && dot(n0[i], n1[i]) >= 1 - Real(1e-6)) continue;
+        items.push_back(int(i));
+    }
+    if (items.empty()) return;
+    auto p0 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v0)); };
+    auto p1 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v1)); };
+    // Top-down median split on the longest axis of the midpoints' bounds.
+    struct Task { int node, begin, end; };
+    nodes_.push_back({});
+    std::vector<Task> stack{{0, 0, int(items.size())}};
+    while (!stack.empty()) {
+        Task t = stack.back();
+        stack.pop_back();
+        EdgeTreeNode n;
+        n.bmin = n.nmin = Vec3(kInfinity);
+        n.bmax = n.nmax = Vec3(-kInfinity);
+        n.length = 0;
+        n.flags = 0;
+        Vec3 cmin(kInfinity), cmax(-kInfinity);
+        for (int k = t.begin; k < t.end; ++k) {
+            int i = items[k];
+            Vec3 a = p0(i), b = p1(i);
+            n.bmin = vmin(n.bmin, vmin(a, b));
+            n.bmax = vmax(n.bmax, vmax(a, b));
+            n.nmin = vmin(n.nmin, vmin(n0[i], n1[i]));
+            n.nmax = vmax(n.nmax, vmax(n0[i], n1[i]));
+            n.length += length(b - a);
+            if (edges[i].f1 < 0) n.flags |= kEdgeBoundary;
+            else if (!s.shapes[edges[i].shape].has_normals) n.flags |= kEdgeCrease;
+            Vec3 c = (a + b) * Real(0.5);
+            cmin = vmin(cmin, c);
+            cmax = vmax(cmax, c);
+        }
+        n.left = n.right = -1;
+        n.first = t.begin;
+        n.count = t.end - t.begin;
+        if (n.count == 1) {
+            nodes_[t.node] = n;
+            continue;
+        }
+        Vec3 ext = cmax - cmin;
+        int axis = ext.x > ext.y ? (ext.x > ext.z ? 0 : 2) : (ext.y > ext.z ? 1 : 2);
+        int mid = (t.begin + t.end) / 2;
+        std::nth_element(items.begin() + t.begin, items.begin() + mid, items.begin() + t.end, [&](int a, int b) {
+            Real ca = p0(a)[axis] + p1(a)[axis], cb = p0(b)[axis] + p1(b)[axis];
+            return ca != cb ? ca < cb : a < b;
+        });
+        n.left = int(nodes_.size());
+        n.right = n.left + 1;
+        nodes_[t.node] = n;
+        nodes_.push_back({});
+        nodes_.push_back({});
+        stack.push_back({n.left, t.begin, mid});
+        stack.push_back({n.right, mid, t.end});
+    }
+}
+
+}  // namespace rt
