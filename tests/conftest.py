@@ -330,8 +330,11 @@ def ggx_brdf(kd, ks, roughness, wo, wi):
     spec = (d * g1(co) * g1(ci) / (4.0 * co * ci))[:, None] * f
     if np.all(ks == 0):
         spec[:] = 0.0
+    # The diffuse lobe needs only wi above the shading normal (wo may fall below it with
+    # interpolated normals); the specular lobe needs both.
+    spec[co <= 0] = 0.0
     out = kd / np.pi + spec
-    out[(co <= 0) | (ci <= 0)] = 0.0
+    out[ci <= 0] = 0.0
     return out
 
 

@@ -1,8 +1,8 @@
 """Gradients of whole images against closed forms and finite differences.
 
-Each test renders with fixed seeds. Tolerances are chosen so that a wrong sign, a factor of
-two or a missing boundary term fails: the `boundary=False` variants show that the same
-checks fail without the edge-sampling terms.
+Each test renders with fixed seeds; the finite differences use the same seed on both sides.
+Tolerances are chosen so that a wrong sign, a factor of two or a missing boundary term fails,
+and the `boundary=False` checks show that the edge-sampling terms carry the visibility part.
 """
 import math
 
@@ -39,52 +39,51 @@ def shoelace(p):
 
 
 TRI = torch.tensor([[-0.5, -0.4, 0.0], [0.5, -0.3, 0.1], [0.1, 0.5, -0.1]])
+UP = torch.tensor([0.0, 1.0, 0.0])
 
 
-def triangle_scene(camera_type, vertices, position, H=48, W=64, radiance=2.0):
-    cam = rt.Camera(position, torch.tensor([0.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), fov=50.0,
-                    resolution=(H, W), camera_type=camera_type)
+def triangle_scene(camera_type, vertices, position, H=48, W=64, radiance=2.0, fov=50.0):
+    cam = rt.Camera(position, torch.zeros(3), UP, fov=fov, resolution=(H, W), camera_type=camera_type)
     shape = rt.Shape(vertices, torch.tensor([[0, 1, 2]]), 0)
     return rt.Scene(cam, [shape], [rt.Material(torch.zeros(3))],
                     [rt.AreaLight(0, torch.full((3,), radiance), two_sided=True)])
 
 
+def area_gradient(camera_type, vertices, position, fov, H=48, W=64, radiance=2.0):
+    """d(sum of the image)/d(inputs) by the closed form 3 L * projected area."""
+    area = shoelace(project(vertices, position, torch.zeros(3), UP, fov, H, W, camera_type == "orthographic"))
+    (3 * radiance * area).backward()
+
+
 @pytest.mark.parametrize("camera_type", ["perspective", "orthographic"])
 def test_emitting_triangle_vertex_gradient_is_radiance_times_area_derivative(camera_type):
-    H, W, L = 48, 64, 2.0
     verts = TRI.clone().requires_grad_(True)
     position = torch.tensor([0.3, 0.2, 3.0])
-    scene = triangle_scene(camera_type, verts, position, H, W, L)
-    img = rt.render(scene, spp=4, max_bounces=0, seed=1, edge_spp=64)
+    img = rt.render(triangle_scene(camera_type, verts, position), spp=4, max_bounces=0, seed=1, edge_spp=64)
     img.sum().backward()
-    # Closed form: sum(image) = 3 L * projected area in pixels.
     v_ref = TRI.clone().requires_grad_(True)
-    area = shoelace(project(v_ref, position, torch.zeros(3), torch.tensor([0.0, 1.0, 0.0]),
-                            torch.tensor(50.0), H, W, camera_type == "orthographic"))
-    (3 * L * area).backward()
-    expected = v_ref.grad
+    area_gradient(camera_type, v_ref, position, torch.tensor(50.0))
     assert torch.isfinite(verts.grad).all()
-    # Every component (moves in all three axes) within 3% of the largest.
-    scale = expected.abs().max()
-    np.testing.assert_allclose(verts.grad.numpy(), expected.numpy(), atol=0.03 * float(scale))
+    # Every component (moves along all three axes) within 3% of the largest.
+    scale = float(v_ref.grad.abs().max())
+    np.testing.assert_allclose(verts.grad.numpy(), v_ref.grad.numpy(), atol=0.03 * scale)
 
 
 @pytest.mark.parametrize("camera_type", ["perspective", "orthographic"])
-def test_emitting_triangle_camera_position_gradient(camera_type):
-    H, W, L = 48, 64, 2.0
+def test_emitting_triangle_camera_gradients(camera_type):
     position = torch.tensor([0.3, 0.2, 3.0], requires_grad=True)
-    scene = triangle_scene(camera_type, TRI, position, H, W, L)
-    img = rt.render(scene, spp=4, max_bounces=0, seed=2, edge_spp=64)
-    img.sum().backward()
+    fov = torch.tensor(50.0, requires_grad=True)
+    scene = triangle_scene(camera_type, TRI, position, fov=fov)
+    rt.render(scene, spp=4, max_bounces=0, seed=2, edge_spp=64).sum().backward()
     p_ref = torch.tensor([0.3, 0.2, 3.0], requires_grad=True)
-    area = shoelace(project(TRI, p_ref, torch.zeros(3), torch.tensor([0.0, 1.0, 0.0]), torch.tensor(50.0), H, W,
-                            camera_type == "orthographic"))
-    (3 * L * area).backward()
-    scale = p_ref.grad.abs().max()
-    np.testing.assert_allclose(position.grad.numpy(), p_ref.grad.numpy(), atol=0.04 * float(scale))
+    fov_ref = torch.tensor(50.0, requires_grad=True)
+    area_gradient(camera_type, TRI, p_ref, fov_ref)
+    scale = float(p_ref.grad.abs().max())
+    np.testing.assert_allclose(position.grad.numpy(), p_ref.grad.numpy(), atol=0.04 * scale)
+    assert float(fov.grad) == pytest.approx(float(fov_ref.grad), rel=0.04)
 
 
-def test_emitting_triangle_gradient_needs_the_boundary_term():
+def test_emitting_triangle_gradient_is_all_boundary():
     verts = TRI.clone().requires_grad_(True)
     scene = triangle_scene("perspective", verts, torch.tensor([0.3, 0.2, 3.0]))
     rt.render(scene, spp=4, max_bounces=0, seed=1, boundary=False).sum().backward()
@@ -108,56 +107,164 @@ def grad_translation(make_scene, shape_index, direction, spp, seed, max_bounces,
     scene = make_scene(offset={}, grad_shape=shape_index)
     img = rt.render(scene, spp=spp, max_bounces=max_bounces, seed=seed, **kw)
     (img * (1 if weights is None else weights)).sum().backward()
-    g = scene.shapes[shape_index].vertices.grad.double()
-    return float((g.sum(0) * direction.double()).sum())
+    g = scene.shapes[shape_index].vertices.grad
+    assert torch.isfinite(g).all()
+    return float((g.double().sum(0) * direction.double()).sum())
+
+
+def plane_light_scene(offset, grad_shape=None, H=32, W=32):
+    """A large diffuse plane filling the view under a small square light above the camera."""
+    def v(t, i):
+        return (t + offset.get(i, torch.zeros(3))).requires_grad_(grad_shape == i)
+    plane = torch.tensor([[-9.0, 0, -9], [9, 0, -9], [9, 0, 9], [-9, 0, 9]])
+    light = torch.tensor([[-0.5, 1.5, -0.3], [0.2, 1.5, -0.3], [0.2, 1.5, 0.3], [-0.5, 1.5, 0.3]])
+    quad = torch.tensor([[0, 2, 1], [0, 3, 2]])     # normal +y for the plane, -y for the light below
+    cam = rt.Camera([1.0, 1.0, 2.0], [0.0, 0.0, 0.0], UP, fov=50.0, resolution=(H, W))
+    shapes = [rt.Shape(v(plane, 0), quad, 0), rt.Shape(v(light, 1), quad[:, [0, 2, 1]], 1)]
+    mats = [rt.Material(torch.tensor([0.5, 0.5, 0.5])), rt.Material(torch.zeros(3))]
+    return rt.Scene(cam, shapes, mats, [rt.AreaLight(1, torch.tensor([20.0, 20.0, 20.0]))])
+
+
+@pytest.mark.parametrize("shape_index,axis", [(0, 1), (1, 0), (1, 1)])
+def test_secondary_edges_plane_under_area_light(shape_index, axis):
+    """Moving the plane or the light changes the irradiance only through the light's edges
+    as seen from each shading point (no edge is visible to the camera)."""
+    d = torch.zeros(3)
+    d[axis] = 1.0
+    w = torch.rand(32, 32, 3, generator=torch.Generator().manual_seed(0))
+    fd = fd_translation(plane_light_scene, shape_index, d, h=0.01, spp=512, seed=5, max_bounces=1, weights=w)
+    g = grad_translation(plane_light_scene, shape_index, d, spp=128, seed=6, max_bounces=1, weights=w)
+    assert abs(fd) > 10
+    assert g == pytest.approx(fd, rel=0.05)
+    g0 = grad_translation(plane_light_scene, shape_index, d, spp=8, seed=6, max_bounces=1, weights=w,
+                          boundary=False)
+    assert abs(g0) < 1e-3 * abs(fd), "the interior terms alone carry none of this gradient"
+
+
+def roof_scene(offset, grad_shape=None):
+    """A flat-shaded ridge (two faces) filling the view, lit by an uneven environment: the
+    image jumps across the crease edge, which is not a silhouette."""
+    v = torch.tensor([[-3, 0, -3], [0, 0.8, -3], [0, 0.8, 3], [-3, 0, 3], [3, 0, -3], [3, 0, 3.0]])
+    v = (v + offset.get(0, torch.zeros(3))).requires_grad_(grad_shape == 0)
+    f = torch.tensor([[0, 2, 1], [0, 3, 2], [1, 2, 5], [1, 5, 4]])
+    env = torch.ones(16, 32, 3)
+    env[:, :8] = 5.0
+    cam = rt.Camera([0.0, 4.0, 0.5], [0.0, 0.0, 0.0], UP, fov=30.0, resolution=(32, 32))
+    return rt.Scene(cam, [rt.Shape(v, f, 0)], [rt.Material(torch.tensor([0.5, 0.5, 0.5]))],
+                    envmap=rt.EnvironmentMap(env))
+
+
+def test_flat_shading_crease_edges():
+    d = torch.tensor([1.0, 0.0, 0.0])
+    fd = fd_translation(roof_scene, 0, d, h=0.01, spp=256, seed=5, max_bounces=1)
+    g = grad_translation(roof_scene, 0, d, spp=4, seed=1, max_bounces=1, edge_spp=64)
+    assert abs(fd) > 100
+    assert g == pytest.approx(fd, rel=0.03)
+    # Silhouette-only sampling (what the crease term adds) would miss all of it.
+    g0 = grad_translation(roof_scene, 0, d, spp=4, seed=1, max_bounces=1, boundary=False)
+    assert abs(g0) < 1e-3 * abs(fd)
 
 
 def shadow_scene(offset, grad_shape=None, H=32, W=32):
     """A diffuse plane, a small square light above and a black triangle occluder between."""
     def v(t, i):
-        t = t.clone() + offset.get(i, torch.zeros(3))
-        return t.requires_grad_(grad_shape == i)
+        return (t + offset.get(i, torch.zeros(3))).requires_grad_(grad_shape == i)
     plane = torch.tensor([[-2.0, 0, -2], [2, 0, -2], [2, 0, 2], [-2, 0, 2]])
-    plane_idx = torch.tensor([[0, 2, 1], [0, 3, 2]])          # normal +y
     light = torch.tensor([[-0.25, 2.0, -0.25], [0.25, 2.0, -0.25], [0.25, 2.0, 0.25], [-0.25, 2.0, 0.25]])
-    light_idx = torch.tensor([[0, 1, 2], [0, 2, 3]])          # normal -y
     occ = torch.tensor([[-0.3, 1.0, -0.3], [0.4, 1.0, -0.2], [0.0, 1.0, 0.4]])
-    cam = rt.Camera([0.0, 3.0, 3.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], fov=45.0, resolution=(H, W))
-    shapes = [rt.Shape(v(plane, 0), plane_idx, 0), rt.Shape(v(light, 1), light_idx, 1),
+    cam = rt.Camera([0.0, 3.0, 3.0], [0.0, 0.0, 0.0], UP, fov=45.0, resolution=(H, W))
+    shapes = [rt.Shape(v(plane, 0), torch.tensor([[0, 2, 1], [0, 3, 2]]), 0),
+              rt.Shape(v(light, 1), torch.tensor([[0, 1, 2], [0, 2, 3]]), 1),
               rt.Shape(v(occ, 2), torch.tensor([[0, 1, 2]]), 1)]
     mats = [rt.Material(torch.tensor([0.6, 0.6, 0.6])), rt.Material(torch.zeros(3), two_sided=True)]
     return rt.Scene(cam, shapes, mats, [rt.AreaLight(1, torch.tensor([20.0, 20.0, 20.0]))])
 
 
-@pytest.mark.parametrize("axis", [0, 2])
-def test_shadow_gradient_matches_finite_differences(axis):
-    d = torch.zeros(3)
-    d[axis] = 1.0
-    fd = fd_translation(shadow_scene, 2, d, h=0.02, spp=256, seed=3, max_bounces=1)
-    g = grad_translation(shadow_scene, 2, d, spp=64, seed=4, max_bounces=1)
-    assert abs(fd) > 1.0, "setup: the shadow must move"
-    assert g == pytest.approx(fd, rel=0.05)
-    g_no_edges = grad_translation(shadow_scene, 2, d, spp=16, seed=4, max_bounces=1, boundary=False)
-    assert abs(g_no_edges - fd) > 0.5 * abs(fd), "without boundary terms the shadow gradient is lost"
+# ---- Interior terms ------------------------------------------------------------------------
+
+def lit_scene(kd, ks, roughness, intensity, envmap, texture=False):
+    """A smooth sphere on a plane, lit by an area light and an environment map."""
+    mesh = rt.sphere(radius=0.7, subdivisions=2)
+    plane = torch.tensor([[-3.0, -0.7, -3], [3, -0.7, -3], [3, -0.7, 3], [-3, -0.7, 3]])
+    light = torch.tensor([[-0.4, 2.0, -0.4], [0.4, 2.0, -0.4], [0.4, 2.0, 0.4], [-0.4, 2.0, 0.4]])
+    plane_uv = torch.tensor([[0.0, 0], [1, 0], [1, 1], [0, 1]])
+    cam = rt.Camera([0.0, 1.2, 3.0], [0.0, 0.0, 0.0], UP, fov=45.0, resolution=(24, 24))
+    shapes = [rt.Shape(mesh.vertices, mesh.indices, 0, normals=mesh.normals),
+              rt.Shape(plane, torch.tensor([[0, 2, 1], [0, 3, 2]]), 1, uvs=plane_uv),
+              rt.Shape(light, torch.tensor([[0, 1, 2], [0, 2, 3]]), 2)]
+    mats = [rt.Material(kd, ks, roughness), rt.Material(texture), rt.Material(torch.zeros(3))]
+    return rt.Scene(cam, shapes, mats, [rt.AreaLight(2, intensity)], envmap=rt.EnvironmentMap(envmap))
 
 
-def sphere_scene(offset, grad_shape=None, smooth=False, H=48, W=48):
-    mesh = rt.sphere(radius=0.8, subdivisions=2)
-    verts = mesh.vertices + offset.get(0, torch.zeros(3))
-    verts = verts.clone().requires_grad_(grad_shape == 0)
-    light = torch.tensor([[-0.5, 2.5, -0.5], [0.5, 2.5, -0.5], [0.5, 2.5, 0.5], [-0.5, 2.5, 0.5]])
-    cam = rt.Camera([0.0, 1.0, 3.5], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], fov=40.0, resolution=(H, W))
-    shapes = [rt.Shape(verts, mesh.indices, 0, normals=mesh.normals if smooth else None),
-              rt.Shape(light, torch.tensor([[0, 1, 2], [0, 2, 3]]), 1)]
-    mats = [rt.Material(torch.tensor([0.7, 0.5, 0.3])), rt.Material(torch.zeros(3))]
-    return rt.Scene(cam, shapes, mats, [rt.AreaLight(1, torch.tensor([15.0, 15.0, 15.0]))])
+def _interior_params():
+    g = torch.Generator().manual_seed(3)
+    return {
+        "kd": torch.tensor([0.6, 0.4, 0.3]),
+        "ks": torch.tensor([0.3, 0.3, 0.3]),
+        "roughness": torch.tensor([0.3]),
+        "intensity": torch.tensor([8.0, 8.0, 8.0]),
+        "envmap": 0.2 + torch.rand(4, 8, 3, generator=g),
+        "texture": 0.2 + 0.6 * torch.rand(4, 4, 3, generator=g),
+    }
 
 
-@pytest.mark.parametrize("smooth", [False, True])
-def test_sphere_translation_gradient_within_two_percent(smooth):
-    def make(offset, grad_shape=None):
-        return sphere_scene(offset, grad_shape, smooth=smooth)
-    d = torch.tensor([1.0, 0.3, 0.0])
-    fd = fd_translation(make, 0, d, h=0.01, spp=512, seed=5, max_bounces=1)
-    g = grad_translation(make, 0, d, spp=128, seed=6, max_bounces=1, edge_spp=64)
-    assert g == pytest.approx(fd, rel=0.02)
+@pytest.mark.parametrize("name", ["kd", "ks", "roughness", "intensity", "envmap", "texture"])
+def test_interior_gradients_match_finite_differences(name):
+    params = _interior_params()
+    w = torch.rand(24, 24, 3, generator=torch.Generator().manual_seed(1))
+    direction = torch.rand(params[name].shape, generator=torch.Generator().manual_seed(2)) + 0.5
+
+    def value(p, spp, seed):
+        return float((rt.render(lit_scene(**p), spp=spp, max_bounces=2, seed=seed).double() * w).sum())
+
+    h = 0.01 * float(params[name].abs().max())
+    plus = dict(params, **{name: params[name] + h * direction})
+    minus = dict(params, **{name: params[name] - h * direction})
+    fd = (value(plus, 2048, 7) - value(minus, 2048, 7)) / (2 * h)
+    leaf = params[name].clone().requires_grad_(True)
+    img = rt.render(lit_scene(**dict(params, **{name: leaf})), spp=512, max_bounces=2, seed=8)
+    (img * w).sum().backward()
+    g = float((leaf.grad.double() * direction.double()).sum())
+    assert abs(fd) > 1e-2
+    assert g == pytest.approx(fd, rel=0.06)
+
+
+def test_light_intensity_gradient_is_exact_for_a_single_light():
+    """The image is linear in the intensity of the only light (no environment here)."""
+    params = _interior_params()
+    params["envmap"] = torch.zeros(4, 8, 3)
+    intensity = params["intensity"].clone().requires_grad_(True)
+    img = rt.render(lit_scene(**dict(params, intensity=intensity)), spp=16, max_bounces=2, seed=3)
+    img.sum().backward()
+    # d sum / d I_c = sum of channel c / I_c, up to the noise of different streams.
+    expected = img.detach().sum(dim=(0, 1)) / params["intensity"]
+    np.testing.assert_allclose(intensity.grad.numpy(), expected.numpy(), rtol=0.05)
+
+
+def test_gradients_are_finite_in_hard_cases():
+    """Grazing views, degenerate triangles, vertices on the silhouette, coplanar neighbours."""
+    verts = torch.tensor([[-1.0, 0, -1], [1, 0, -1], [1, 0, 1], [-1, 0, 1], [0, 0, 0], [0, 0, 0],
+                          [0.5, 0.0, 0.5]], requires_grad=True)
+    idx = torch.tensor([[0, 4, 1], [1, 4, 2], [2, 4, 3], [3, 4, 0], [4, 5, 6], [0, 0, 1]])
+    light = torch.tensor([[-0.3, 1.0, -0.3], [0.3, 1.0, -0.3], [0.3, 1.0, 0.3], [-0.3, 1.0, 0.3]])
+    for cam_pos in ([0.0, 0.01, 3.0], [0.0, 2.0, 2.0], [0.0, 3.0, 0.001]):
+        cam = rt.Camera(cam_pos, [0.0, 0.0, 0.0], UP if cam_pos[1] < 3 else [0.0, 0.0, -1.0], fov=60.0,
+                        resolution=(16, 16))
+        scene = rt.Scene(cam, [rt.Shape(verts, idx, 0), rt.Shape(light, torch.tensor([[0, 1, 2], [0, 2, 3]]), 1)],
+                         [rt.Material(torch.tensor([0.5, 0.5, 0.5]), two_sided=True), rt.Material(torch.zeros(3))],
+                         [rt.AreaLight(1, torch.tensor([5.0, 5.0, 5.0]), two_sided=True)],
+                         envmap=rt.EnvironmentMap(torch.ones(2, 4, 3)))
+        verts.grad = None
+        rt.render(scene, spp=8, max_bounces=3, seed=0).sum().backward()
+        assert torch.isfinite(verts.grad).all()
+
+
+def test_backward_is_deterministic_across_thread_counts():
+    grads = []
+    for threads in (1, 2):
+        verts = TRI.clone().requires_grad_(True)
+        scene = shadow_scene({}, grad_shape=2)
+        rt.render(scene, spp=8, max_bounces=2, seed=3, threads=threads).sum().backward()
+        grads.append(scene.shapes[2].vertices.grad.clone())
+        del verts
+    assert torch.equal(grads[0], grads[1])

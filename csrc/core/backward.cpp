@@ -291,17 +291,16 @@ void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVert
 
 // The boundary term of the scattering integral at vertex pv: one edge sample. Adds the
 // gradient w.r.t. the edge's vertices and returns the one w.r.t. the vertex position.
-// `edge_sampler` gives the edge choice (dims dim, dim + 1); `path_sampler` the paths that
-// estimate the incoming radiance on both sides.
+// `u` picks the edge and the point on it; `path_sampler` gives the paths that estimate the
+// incoming radiance on both sides.
 Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeTreeView& tree, const GradLayout& layout,
-                         const PathVertex& pv, Vec3 d_L, int remaining_bounces, const Sampler& edge_sampler,
-                         uint32_t dim, const Sampler& path_sampler, GradAccumulator& acc) {
+                         const PathVertex& pv, Vec3 d_L, int remaining_bounces, Real u,
+                         const Sampler& path_sampler, GradAccumulator& acc) {
     Vec3 x = pv.sp.p;
-    Real p_edge;
+    Real p_edge, u_t;
     EdgeQuery query{x, pv.ng, remaining_bounces >= 1};
-    int ei = sample_edge_tree(s, tree, query, edge_sampler.get(dim), &p_edge);
+    int ei = sample_edge_tree(s, tree, query, u, &p_edge, &u_t);
     if (ei < 0 || p_edge <= 0) return Vec3(0);
-    Real u_t = edge_sampler.get(dim + 1);
     const Edge& e = edges[ei];
     Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0)), v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
     Vec3 m = v0 + (v1 - v0) * u_t;
@@ -371,7 +370,9 @@ struct InteriorTile {
                     Sampler edge_sampler(p->seed, kStreamEdge, uint64_t(pixel), uint64_t(smp));
                     Path path;
                     trace_path(s, ray, p->max_bounces, sampler, &path);
-                    d_path(s, path, d_pix, edge_sampler, uint64_t(pixel), uint64_t(smp), acc, sx, sy, &d_cam);
+                    Real u_edge0 = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
+                    d_path(s, path, d_pix, edge_sampler, u_edge0, uint64_t(pixel), uint64_t(smp), acc, sx, sy,
+                           &d_cam);
                 }
             }
         }
@@ -382,8 +383,8 @@ struct InteriorTile {
         acc.add(L.camera + 9, d_cam.fov_degrees);
     }
 
-    void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, uint64_t pixel,
-                uint64_t smp, GradAccumulator& acc, Real sx, Real sy, DCameraParams* d_cam) const {
+    void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, Real u_edge0,
+                uint64_t pixel, uint64_t smp, GradAccumulator& acc, Real sx, Real sy, DCameraParams* d_cam) const {
         const GradLayout& L = *layout;
         GradSink tex_sink{&acc, L.texels};
         GradSink env_sink{&acc, L.envmap};
@@ -433,8 +434,10 @@ struct InteriorTile {
                 }
                 if (p->secondary_edges) {
                     Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
-                    d_p += secondary_edge_term(s, edges, tree, L, pv, d_L, p->max_bounces - (k + 1), edge_sampler,
-                                               uint32_t(2 * k), path_sampler, acc);
+                    // At the first vertex the pixel's samples share one stratified pattern.
+                    Real u = k == 0 ? u_edge0 : edge_sampler.get(uint32_t(k));
+                    d_p += secondary_edge_term(s, edges, tree, L, pv, d_L, p->max_bounces - (k + 1), u, path_sampler,
+                                               acc);
                 }
             }
             if (!p->interior) {
@@ -478,15 +481,19 @@ struct PrimaryEdgeTile {
         int64_t begin = int64_t(tile) * samples_per_tile;
         int64_t end = std::min<int64_t>(num_samples, begin + samples_per_tile);
         for (int64_t i = begin; i < end; ++i) {
-            Sampler sampler(p->seed, kStreamEdge, uint64_t(0xffffffffull), uint64_t(i));
-            int ei = choice.sample(sampler.get(0));
+            // One number, stratified over all samples, picks the edge (by projected length) and the
+            // point along it: the samples spread evenly over the total length of the edges, so
+            // the large, cancelling terms of opposite edges cancel instead of adding noise.
+            Real u = cmj_sample(uint32_t(i), uint32_t(num_samples), uint32_t(p->seed * 0x9e3779b9u) ^ 0x85ebca6bu).y;
+            Real u_t;
+            int ei = choice.sample(u, &u_t);
             Real p_edge = choice.pmf(ei);
             if (p_edge <= 0) continue;
             const Edge& e = edges[ei];
             Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0)), v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
             Vec2 s0, s1;
             if (!project(cam, v0, &s0) || !project(cam, v1, &s1)) continue;
-            Real t = sampler.get(1);
+            Real t = u_t;
             Vec2 seg = s1 - s0;
             Real seg_len = std::sqrt(seg.x * seg.x + seg.y * seg.y);
             if (seg_len <= 0) continue;

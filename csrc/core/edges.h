@@ -142,9 +142,11 @@ RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const SceneView& s, const Edg
     return n.length / std::fmax(d2, std::fmax(r2, Real(1e-12)));
 }
 
-// Chooses an edge that may matter as seen from q; returns its index and probability in *pmf, or -1.
+// Chooses an edge that may matter as seen from q; returns its index and probability in *pmf, or
+// -1. *u_remapped receives u rescaled within the choices made: a fresh uniform number, so one
+// stratified number can pick both the edge and the point along it.
 RT_HOST_DEVICE RT_INLINE int sample_edge_tree(const SceneView& s, const EdgeTreeView& tree, const EdgeQuery& q,
-                                              Real u, Real* pmf) {
+                                              Real u, Real* pmf, Real* u_remapped) {
     *pmf = 0;
     if (tree.num_nodes == 0) return -1;
     int node = 0;
@@ -168,6 +170,7 @@ RT_HOST_DEVICE RT_INLINE int sample_edge_tree(const SceneView& s, const EdgeTree
         u = u < Real(0.99999994) ? u : Real(0.99999994);
     }
     *pmf = p;
+    *u_remapped = u;
     return tree.items[tree.nodes[node].first];
 }
 

@@ -85,7 +85,6 @@ template <typename Sink>
 RT_HOST_DEVICE RT_INLINE void d_texture_lookup(const Real* texels, const Texture& tex, Vec2 uv, Vec3 d_value,
                                                Sink& d_texels, Vec2* d_uv) {
     int c = tex.channels;
-    if (c != 3) d_value = Vec3(d_value.x, 0, 0);
     if (tex.width == 1 && tex.height == 1) {
         for (int k = 0; k < c; ++k) d_texels.add(tex.offset + k, d_value[k]);
         return;
@@ -94,7 +93,7 @@ RT_HOST_DEVICE RT_INLINE void d_texture_lookup(const Real* texels, const Texture
     const Real* base = texels + tex.offset;
     auto at = [&](int yy, int xx) {
         const Real* t = base + (size_t(yy) * tex.width + xx) * c;
-        return c == 3 ? Vec3(t[0], t[1], t[2]) : Vec3(t[0], 0, 0);
+        return c == 3 ? Vec3(t[0], t[1], t[2]) : Vec3(t[0], 0, 0);  // 1 channel: only .x counts
     };
     auto add = [&](int yy, int xx, Real w) {
         int index = tex.offset + (yy * tex.width + xx) * c;
@@ -214,11 +213,16 @@ RT_HOST_DEVICE RT_INLINE Real specular_lobe_probability(const BSDFParams& p) {
 
 // The BSDF from the four cosines it depends on: cos_o = <n, wo>, cos_i = <n, wi>,
 // cos_h = <n, h> and cos_d = <wi, h> for the half vector h = normalize(wo + wi).
+//
+// The diffuse lobe needs only wi above the shading normal, not wo: with interpolated normals,
+// wo can fall below the shading normal while the surface still faces the viewer (the path
+// tracer checks the geometric normal), and cutting the lobe there would make the image jump
+// along a curve no edge sampling sees. The specular lobe needs both.
 RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval_cosines(const BSDFParams& p, Real cos_o, Real cos_i, Real cos_h,
                                                 Real cos_d) {
-    if (cos_o <= 0 || cos_i <= 0) return Vec3(0);
+    if (cos_i <= 0) return Vec3(0);
     Vec3 f = p.kd * kInvPi;
-    if (!is_black(p.ks)) {
+    if (cos_o > 0 && !is_black(p.ks)) {
         Real d = ggx_d(cos_h, p.alpha);
         Real g = smith_g1(cos_o, p.alpha) * smith_g1(cos_i, p.alpha);
         Vec3 fr = schlick_fresnel(p.ks, cos_d);
@@ -229,7 +233,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval_cosines(const BSDFParams& p, Real cos_o,
 
 // wo, wi in the local shading frame.
 RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval(const BSDFParams& p, Vec3 wo, Vec3 wi) {
-    if (wo.z <= 0 || wi.z <= 0) return Vec3(0);
+    if (wi.z <= 0) return Vec3(0);
     Vec3 h = normalize(wo + wi);
     return bsdf_eval_cosines(p, wo.z, wi.z, h.z, dot(wi, h));
 }
@@ -238,7 +242,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval(const BSDFParams& p, Vec3 wo, Vec3 wi) {
 // products only (it is isotropic): equals bsdf_eval(p, Frame(n).to_local(wo), Frame(n).to_local(wi)).
 RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval_world(const BSDFParams& p, Vec3 n, Vec3 wo, Vec3 wi) {
     Real cos_o = dot(n, wo), cos_i = dot(n, wi);
-    if (cos_o <= 0 || cos_i <= 0) return Vec3(0);
+    if (cos_i <= 0) return Vec3(0);
     Vec3 h = normalize(wo + wi);
     return bsdf_eval_cosines(p, cos_o, cos_i, dot(n, h), dot(wi, h));
 }
@@ -247,9 +251,9 @@ RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval_world(const BSDFParams& p, Vec3 n, Vec3 
 RT_HOST_DEVICE RT_INLINE void d_bsdf_eval_cosines(const BSDFParams& p, Real cos_o, Real cos_i, Real cos_h,
                                                   Real cos_d, Vec3 d_f, DBSDFParams* d_p, Real* d_cos_o,
                                                   Real* d_cos_i, Real* d_cos_h, Real* d_cos_d) {
-    if (cos_o <= 0 || cos_i <= 0) return;
+    if (cos_i <= 0) return;
     d_p->kd += d_f * kInvPi;
-    if (is_black(p.ks)) return;
+    if (cos_o <= 0 || is_black(p.ks)) return;
     Real d = ggx_d(cos_h, p.alpha);
     Real g_o = smith_g1(cos_o, p.alpha), g_i = smith_g1(cos_i, p.alpha);
     Vec3 fr = schlick_fresnel(p.ks, cos_d);
@@ -273,7 +277,7 @@ RT_HOST_DEVICE RT_INLINE void d_bsdf_eval_cosines(const BSDFParams& p, Real cos_
 RT_HOST_DEVICE RT_INLINE void d_bsdf_eval_world(const BSDFParams& p, Vec3 n, Vec3 wo, Vec3 wi, Vec3 d_f,
                                                 DBSDFParams* d_p, Vec3* d_n, Vec3* d_wo, Vec3* d_wi) {
     Real cos_o = dot(n, wo), cos_i = dot(n, wi);
-    if (cos_o <= 0 || cos_i <= 0) return;
+    if (cos_i <= 0) return;
     Vec3 sum = wo + wi;
     Vec3 h = normalize(sum);
     Real cos_h = dot(n, h), cos_d = dot(wi, h);
@@ -287,34 +291,36 @@ RT_HOST_DEVICE RT_INLINE void d_bsdf_eval_world(const BSDFParams& p, Vec3 n, Vec
     *d_wi += n * d_cos_i + h * d_cos_d + d_sum;
 }
 
-// The sampling pdf (solid angle, of wi) from cos_i = <n, wi>, cos_h = <n, h> and
-// cos_oh = <wo, h>, h = normalize(wo + wi); the caller checks that wo and wi are above.
-RT_HOST_DEVICE RT_INLINE Real bsdf_pdf_cosines(const BSDFParams& p, Real cos_i, Real cos_h, Real cos_oh) {
+// The sampling pdf (solid angle, of wi) from cos_o = <n, wo>, cos_i = <n, wi>, cos_h = <n, h>
+// and cos_oh = <wo, h>, h = normalize(wo + wi); the caller checks that wi is above. The
+// specular lobe samples nothing when wo is below the shading normal.
+RT_HOST_DEVICE RT_INLINE Real bsdf_pdf_cosines(const BSDFParams& p, Real cos_o, Real cos_i, Real cos_h,
+                                               Real cos_oh) {
     Real ps = specular_lobe_probability(p);
     Real pdf = (1 - ps) * cosine_hemisphere_pdf(cos_i);
-    if (ps > 0 && cos_oh > 0) pdf += ps * ggx_d(cos_h, p.alpha) * cos_h / (4 * cos_oh);
+    if (ps > 0 && cos_o > 0 && cos_oh > 0) pdf += ps * ggx_d(cos_h, p.alpha) * cos_h / (4 * cos_oh);
     return pdf;
 }
 
 RT_HOST_DEVICE RT_INLINE Real bsdf_pdf(const BSDFParams& p, Vec3 wo, Vec3 wi) {
-    if (wo.z <= 0 || wi.z <= 0) return 0;
+    if (wi.z <= 0) return 0;
     Vec3 h = normalize(wo + wi);
-    return bsdf_pdf_cosines(p, wi.z, h.z, dot(wo, h));
+    return bsdf_pdf_cosines(p, wo.z, wi.z, h.z, dot(wo, h));
 }
 
 // bsdf_pdf for world-space directions around the unit shading normal n.
 RT_HOST_DEVICE RT_INLINE Real bsdf_pdf_world(const BSDFParams& p, Vec3 n, Vec3 wo, Vec3 wi) {
     Real cos_o = dot(n, wo), cos_i = dot(n, wi);
-    if (cos_o <= 0 || cos_i <= 0) return 0;
+    if (cos_i <= 0) return 0;
     Vec3 h = normalize(wo + wi);
-    return bsdf_pdf_cosines(p, cos_i, dot(n, h), dot(wo, h));
+    return bsdf_pdf_cosines(p, cos_o, cos_i, dot(n, h), dot(wo, h));
 }
 
 // Samples wi from u in [0,1)^3 (u.x chooses the lobe). Returns false for a failed sample.
 RT_HOST_DEVICE RT_INLINE bool bsdf_sample(const BSDFParams& p, Vec3 wo, Vec3 u, Vec3* wi, Real* pdf) {
-    if (wo.z <= 0) return false;
     Real ps = specular_lobe_probability(p);
     if (u.x < ps) {
+        if (wo.z <= 0) return false;
         // A microfacet normal from D(h) cos(theta_h), reflected about.
         Real a2 = p.alpha * p.alpha;
         Real tan2 = a2 * u.y / std::fmax(1 - u.y, Real(1e-12));
