@@ -180,6 +180,23 @@ def shadow_scene(offset, grad_shape=None, H=32, W=32):
     return rt.Scene(cam, shapes, mats, [rt.AreaLight(1, torch.tensor([20.0, 20.0, 20.0]))])
 
 
+def test_shadow_of_moving_occluder():
+    """The occluder is black: it changes the image only through its edges, seen from the camera
+    (its silhouette against the plane) and from the plane (the shadow's outline)."""
+    def make(offset, grad_shape=None):
+        return shadow_scene(offset, grad_shape, H=24, W=24)
+    d = torch.tensor([0.0, 0.0, 1.0])
+    # The finite difference needs many samples: the shadow's edge makes it noisy.
+    fd = fd_translation(make, 2, d, h=0.02, spp=4096, seed=3, max_bounces=1)
+    g = grad_translation(make, 2, d, spp=1024, seed=4, max_bounces=1, edge_spp=64)
+    assert abs(fd) > 10.0, "setup: the shadow must move"
+    assert g == pytest.approx(fd, rel=0.05)
+    g0 = grad_translation(make, 2, d, spp=8, seed=4, max_bounces=1, boundary=False)
+    assert abs(g0) < 1e-3 * abs(fd)
+    g_primary = grad_translation(make, 2, d, spp=8, seed=4, max_bounces=1, edge_spp=64, boundary="primary")
+    assert abs(g_primary - fd) > 0.3 * abs(fd), "the shadow's own edges (secondary) carry much of it"
+
+
 # ---- Interior terms ------------------------------------------------------------------------
 
 def lit_scene(kd, ks, roughness, intensity, envmap, texture=False):

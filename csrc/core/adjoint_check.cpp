@@ -435,7 +435,8 @@ Problem problem_schlick_fresnel(Rng& rng) {
     return pr;
 }
 
-// A shading configuration away from grazing angles and from the clamps of G1 and Schlick.
+// A shading configuration away from grazing angles and from the clamps of G1 and Schlick;
+// one in five has wo below the shading normal (diffuse lobe only).
 struct ShadingConfig {
     BSDFParams p;
     Vec3 n, wo, wi;
@@ -447,8 +448,9 @@ ShadingConfig random_shading(Rng& rng) {
     s.p.ks = rng.vec3(0.02, 1);
     s.p.alpha = rng.uniform(0.1, 1);
     s.n = rng.unit_vector();
+    bool below = rng.uniform() < 0.2;
     do {
-        s.wo = rng.unit_vector_at(s.n, 0.15, 0.95);
+        s.wo = below ? rng.unit_vector_at(s.n, -0.95, -0.15) : rng.unit_vector_at(s.n, 0.15, 0.95);
         s.wi = rng.unit_vector_at(s.n, 0.15, 0.95);
     } while (dot(s.wo, s.wi) > Real(0.9));
     return s;
