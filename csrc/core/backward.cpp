@@ -338,15 +338,26 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeTreeVi
     return -(g0 + g1);
 }
 
-// ---- The interior kernel ----------------------------------------------------------------
-
-struct InteriorTile {
+// What both backward kernels read.
+struct BackwardContext {
     const SceneView* s;
     const CameraParams* camera;
     const GradLayout* layout;
     const BackwardParams* p;
-    const Real* d_image;
+    const Real* d_image;  // [H, W, 3]
     const Edge* edges;
+};
+
+void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCameraParams& d_cam) {
+    add_vec3(acc, layout.camera, 0, d_cam.position);
+    add_vec3(acc, layout.camera, 1, d_cam.look_at);
+    add_vec3(acc, layout.camera, 2, d_cam.up);
+    acc.add(layout.camera + 9, d_cam.fov_degrees);
+}
+
+// ---- The interior kernel ----------------------------------------------------------------
+
+struct InteriorTile : BackwardContext {
     EdgeTreeView tree;
     int tile_size;
     int tiles_x;
@@ -376,11 +387,7 @@ struct InteriorTile {
                 }
             }
         }
-        const GradLayout& L = *layout;
-        add_vec3(acc, L.camera, 0, d_cam.position);
-        add_vec3(acc, L.camera, 1, d_cam.look_at);
-        add_vec3(acc, L.camera, 2, d_cam.up);
-        acc.add(L.camera + 9, d_cam.fov_degrees);
+        add_camera_grad(acc, *layout, d_cam);
     }
 
     void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, Real u_edge0,
@@ -463,13 +470,7 @@ struct InteriorTile {
 
 // ---- Primary edges ----------------------------------------------------------------------
 
-struct PrimaryEdgeTile {
-    const SceneView* s;
-    const CameraParams* camera;
-    const GradLayout* layout;
-    const BackwardParams* p;
-    const Real* d_image;
-    const Edge* edges;
+struct PrimaryEdgeTile : BackwardContext {
     Distribution1D choice;   // over edges, by projected length (0 for edges that do not matter)
     int64_t num_samples;
     int samples_per_tile;
@@ -523,10 +524,7 @@ struct PrimaryEdgeTile {
             add_vec3(acc, layout->vertices, e.v0, d_v0);
             add_vec3(acc, layout->vertices, e.v1, d_v1);
         }
-        add_vec3(acc, layout->camera, 0, d_cam.position);
-        add_vec3(acc, layout->camera, 1, d_cam.look_at);
-        add_vec3(acc, layout->camera, 2, d_cam.up);
-        acc.add(layout->camera + 9, d_cam.fov_degrees);
+        add_camera_grad(acc, *layout, d_cam);
     }
 };
 
@@ -552,14 +550,10 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
     EdgeTree tree;
     if (p.secondary_edges) tree.build(s, edges);
 
+    BackwardContext context{&s, &camera, &layout, &p, d_image, edges.data()};
     if (p.interior || p.secondary_edges) {
         InteriorTile k;
-        k.s = &s;
-        k.camera = &camera;
-        k.layout = &layout;
-        k.p = &p;
-        k.d_image = d_image;
-        k.edges = edges.data();
+        static_cast<BackwardContext&>(k) = context;
         k.tree = tree.view();
         k.tile_size = 8;
         k.tiles_x = (cam.width + 7) / 8;
@@ -586,12 +580,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         build_cdf(screen_lengths, &cdf);
         if (cdf.back() > 0) {
             PrimaryEdgeTile k;
-            k.s = &s;
-            k.camera = &camera;
-            k.layout = &layout;
-            k.p = &p;
-            k.d_image = d_image;
-            k.edges = edges.data();
+            static_cast<BackwardContext&>(k) = context;
             k.choice = Distribution1D{cdf.data(), num_edges};
             k.num_samples = int64_t(p.edge_spp) * cam.width * cam.height;
             k.samples_per_tile = 1024;
