@@ -290,7 +290,8 @@ public:
 
     // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
     py::dict render_backward(const py::handle& d_image, int spp, int max_bounces, uint64_t seed, int edge_spp,
-                             bool interior, bool primary_edges, bool secondary_edges, int num_threads) {
+                             bool interior, bool primary_edges, bool secondary_edges, int num_threads,
+                             const py::object& probe) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
         if (spp <= 0) fail("spp must be positive");
@@ -312,6 +313,17 @@ public:
         layout.camera = offset; offset += 10;
         layout.total = offset;
         std::vector<double> grad(size_t(layout.total), 0.0);
+        // A probe: a direction in parameter space whose per-pixel gradient image is wanted.
+        std::vector<double> probe_values, probe_image;
+        GradOutput out{grad.data()};
+        if (!probe.is_none()) {
+            FloatArray pr = as_floats(probe, "probe", {layout.total});
+            check_finite(pr.data(), size_t(pr.size()), "probe");
+            probe_values.assign(pr.data(), pr.data() + pr.size());
+            probe_image.assign(size_t(c.height) * c.width, 0.0);
+            out.probe = probe_values.data();
+            out.probe_image = probe_image.data();
+        }
         BackwardParams p;
         p.spp = spp;
         p.max_bounces = max_bounces;
@@ -324,7 +336,7 @@ public:
         SceneView view = data_.view();
         {
             py::gil_scoped_release release;
-            rt::render_backward(view, c, edges_, layout, p, d.data(), grad.data());
+            rt::render_backward(view, c, edges_, layout, p, d.data(), out);
         }
         auto block = [&](int begin, int end) {
             py::array_t<float> a(end - begin);
@@ -332,15 +344,21 @@ public:
             for (int i = begin; i < end; ++i) dst[i - begin] = float(grad[size_t(i)]);
             return a;
         };
-        py::dict out;
-        out["vertices"] = block(layout.vertices, layout.uvs);
-        out["uvs"] = block(layout.uvs, layout.normals);
-        out["normals"] = block(layout.normals, layout.texels);
-        out["texels"] = block(layout.texels, layout.lights);
-        out["lights"] = block(layout.lights, layout.envmap);
-        out["envmap"] = block(layout.envmap, layout.camera);
-        out["camera"] = block(layout.camera, layout.total);
-        return out;
+        py::dict result;
+        result["vertices"] = block(layout.vertices, layout.uvs);
+        result["uvs"] = block(layout.uvs, layout.normals);
+        result["normals"] = block(layout.normals, layout.texels);
+        result["texels"] = block(layout.texels, layout.lights);
+        result["lights"] = block(layout.lights, layout.envmap);
+        result["envmap"] = block(layout.envmap, layout.camera);
+        result["camera"] = block(layout.camera, layout.total);
+        result["total"] = py::int_(layout.total);
+        if (out.probe) {
+            py::array_t<float> img({py::ssize_t(c.height), py::ssize_t(c.width)});
+            for (size_t i = 0; i < probe_image.size(); ++i) img.mutable_data()[i] = float(probe_image[i]);
+            result["probe_image"] = img;
+        }
+        return result;
     }
 
 private:
@@ -371,7 +389,8 @@ PYBIND11_MODULE(_core, m) {
         .def("num_edges", &CoreScene::num_edges)
         .def("render_backward", &CoreScene::render_backward, py::arg("d_image"), py::arg("spp"),
              py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
-             py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"));
+             py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"),
+             py::arg("probe") = py::none());
 
     // BSDF, for the sampler tests (local frame, normal +z).
     m.def("bsdf_eval", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,

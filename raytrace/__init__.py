@@ -10,12 +10,13 @@ from .geometry import Mesh, box, plane, sphere, teapot, uv_sphere, vertex_normal
 from .image_io import imread, imwrite
 from .light import AreaLight, EnvironmentMap
 from .material import Material
-from .render import render
+from .render import gradient_image, render
 from .scene import Scene
 from .scene_io import load_obj, load_scene, save_scene
 from .shape import Shape
 
 __version__ = "0.1.0"
 
-__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "imread", "imwrite",
+__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image", "imread",
+           "imwrite",
            "load_obj", "load_scene", "plane", "render", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals"]

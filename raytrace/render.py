@@ -157,3 +157,65 @@ class _Render(torch.autograd.Function):
         for (_, (block, begin, end)), shape, need in zip(_parameters(scene), ctx.shapes, needs):
             grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape) if need else None)
         return (None, None) + tuple(grads)
+
+
+def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int = 16, max_bounces: int = 1,
+                   seed: int = 0, threads: Optional[int] = None, *, edge_spp: Optional[int] = None,
+                   boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
+    """The derivative of every pixel w.r.t. a step of one scene tensor along `direction`.
+
+    Each term the reverse pass computes belongs to the pixel whose sample made it (the pixel
+    traced, or the one an edge sample falls in), so one backward pass gives the whole image of
+    d(pixel)/d(step): a picture of where the gradient comes from (silhouettes, shadow edges,
+    shading).
+
+    Args:
+        scene: the Scene.
+        tensor: one of the scene's tensors (e.g. ``scene.shapes[0].vertices``,
+            ``scene.camera.position``), the very object the scene holds.
+        direction: same shape as ``tensor`` (default: all ones, e.g. a translation along
+            x + y + z for vertices; pass a [N, 3] field for a particular motion).
+        spp, max_bounces, seed, threads, edge_spp, boundary, interior: as for ``render``.
+
+    Returns:
+        [H, W] float32: d(sum of the pixel's three radiance channels)/d(step).
+    """
+    if not isinstance(scene, Scene):
+        raise TypeError(f"scene must be a raytrace.Scene (got {type(scene).__name__})")
+    params = _parameters(scene)
+    where = next((w for t, w in params if t is tensor), None)
+    if where is None:
+        raise ValueError("tensor must be one of the scene's own tensors (e.g. scene.shapes[0].vertices)")
+    if direction is None:
+        direction = torch.ones_like(tensor)
+    direction = v.float_tensor(direction, "direction", list(tensor.shape))
+    spp = v.integer(spp, "spp", minimum=1)
+    max_bounces = v.integer(max_bounces, "max_bounces", minimum=0)
+    if max_bounces > _MAX_GRAD_BOUNCES:
+        raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} for gradients (got {max_bounces})")
+    seed = v.integer(seed, "seed", minimum=0)
+    edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    if boundary not in (True, False, "primary", "secondary"):
+        raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
+    num_threads = _threads(threads)
+    # Offsets of the core's gradient blocks (csrc/core/grad.h, GradLayout).
+    n_vertices = sum(s.num_vertices for s in scene.shapes)
+    n_texels = sum(t.numel() for m in scene.materials
+                   for t in (m.diffuse_reflectance, m.specular_reflectance, m.roughness))
+    sizes = {"vertices": 3 * n_vertices, "uvs": 2 * n_vertices, "normals": 3 * n_vertices, "texels": n_texels,
+             "lights": 3 * len(scene.area_lights),
+             "envmap": 0 if scene.envmap is None else scene.envmap.values.numel(), "camera": 10}
+    offsets, total = {}, 0
+    for block in ("vertices", "uvs", "normals", "texels", "lights", "envmap", "camera"):
+        offsets[block] = total
+        total += sizes[block]
+    block, begin, end = where
+    probe = torch.zeros(total, dtype=torch.float32)
+    probe[offsets[block] + begin:offsets[block] + end] = direction.detach().reshape(-1)
+    core = scene._sync(num_threads)
+    h, w = scene.camera.resolution
+    ones = torch.ones((h, w, 3), dtype=torch.float32)
+    out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
+                               boundary is True or boundary == "primary", boundary is True or boundary == "secondary",
+                               num_threads, probe.numpy())
+    return torch.from_numpy(out["probe_image"])

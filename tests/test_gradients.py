@@ -285,3 +285,20 @@ def test_backward_is_deterministic_across_thread_counts():
         grads.append(scene.shapes[2].vertices.grad.clone())
         del verts
     assert torch.equal(grads[0], grads[1])
+
+
+def test_gradient_image_sums_to_the_gradient():
+    """gradient_image attributes every term to a pixel: its sum is the translation gradient of
+    the summed image, and it is zero where nothing depends on the object."""
+    scene = shadow_scene({}, grad_shape=None, H=24, W=24)
+    occ = scene.shapes[2].vertices
+    direction = torch.tensor([0.0, 0.0, 1.0]).expand_as(occ)
+    image = rt.gradient_image(scene, occ, direction, spp=16, max_bounces=1, seed=3, edge_spp=16)
+    assert image.shape == (24, 24) and torch.isfinite(image).all()
+    scene2 = shadow_scene({}, grad_shape=2, H=24, W=24)
+    rt.render(scene2, spp=16, max_bounces=1, seed=3, edge_spp=16).sum().backward()
+    expected = float((scene2.shapes[2].vertices.grad * direction).sum())
+    assert float(image.double().sum()) == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    assert float((image != 0).float().mean()) < 0.5, "only pixels near the occluder and its shadow"
+    with pytest.raises(ValueError, match="scene's own tensors"):
+        rt.gradient_image(scene, occ.clone(), direction)

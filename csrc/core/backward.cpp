@@ -9,9 +9,9 @@
 
 namespace rt {
 
-GradAccumulator& thread_grad_accumulator(int size) {
+GradAccumulator& thread_grad_accumulator(int size, const double* probe) {
     thread_local GradAccumulator acc;
-    acc.reset(size);
+    acc.reset(size, probe);
     return acc;
 }
 
@@ -366,12 +366,13 @@ struct InteriorTile : BackwardContext {
         const SceneView& s = *this->s;
         const Camera& cam = s.camera;
         int tx = tile % tiles_x, ty = tile / tiles_x;
-        DCameraParams d_cam{};
         for (int py = ty * tile_size; py < std::min(cam.height, (ty + 1) * tile_size); ++py) {
             for (int px = tx * tile_size; px < std::min(cam.width, (tx + 1) * tile_size); ++px) {
                 int pixel = py * cam.width + px;
+                acc.set_pixel(pixel);
                 Vec3 d_pix = Vec3::load(d_image + 3 * size_t(pixel)) / Real(p->spp);
                 if (is_black(d_pix)) continue;
+                DCameraParams d_cam{};
                 uint32_t pattern_key = hash32(uint32_t(p->seed * 0x2545f491u) ^ 0x3c6ef372u, uint32_t(pixel));
                 for (int smp = 0; smp < p->spp; ++smp) {
                     Vec2 j = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key);
@@ -385,9 +386,9 @@ struct InteriorTile : BackwardContext {
                     d_path(s, path, d_pix, edge_sampler, u_edge0, uint64_t(pixel), uint64_t(smp), acc, sx, sy,
                            &d_cam);
                 }
+                add_camera_grad(acc, *layout, d_cam);
             }
         }
-        add_camera_grad(acc, *layout, d_cam);
     }
 
     void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, Real u_edge0,
@@ -478,7 +479,6 @@ struct PrimaryEdgeTile : BackwardContext {
     void operator()(int tile, GradAccumulator& acc) const {
         const SceneView& s = *this->s;
         const Camera& cam = s.camera;
-        DCameraParams d_cam{};
         int64_t begin = int64_t(tile) * samples_per_tile;
         int64_t end = std::min<int64_t>(num_samples, begin + samples_per_tile);
         for (int64_t i = begin; i < end; ++i) {
@@ -501,6 +501,7 @@ struct PrimaryEdgeTile : BackwardContext {
             Vec2 pt = s0 + seg * t;
             if (!(pt.x >= 0 && pt.y >= 0 && pt.x < Real(cam.width) && pt.y < Real(cam.height))) continue;
             int px = int(pt.x), py = int(pt.y);
+            acc.set_pixel(py * cam.width + px);
             if (px >= cam.width || py >= cam.height) continue;
             Vec3 d_pix = Vec3::load(d_image + 3 * (size_t(py) * cam.width + px));
             if (is_black(d_pix)) continue;
@@ -519,12 +520,13 @@ struct PrimaryEdgeTile : BackwardContext {
             Real weight = dot(d_pix, L[0] - L[1]) * seg_len / (p_edge * Real(num_samples));
             if (weight == 0) continue;
             Vec3 d_v0(0), d_v1(0);
+            DCameraParams d_cam{};
             d_project(*camera, v0, n * (weight * (1 - t)), &d_cam, &d_v0);
             d_project(*camera, v1, n * (weight * t), &d_cam, &d_v1);
             add_vec3(acc, layout->vertices, e.v0, d_v0);
             add_vec3(acc, layout->vertices, e.v1, d_v1);
+            add_camera_grad(acc, *layout, d_cam);
         }
-        add_camera_grad(acc, *layout, d_cam);
     }
 };
 
@@ -543,7 +545,7 @@ void build_cdf(const std::vector<Real>& weights, std::vector<Real>* cdf) {
 }  // namespace
 
 void render_backward(const SceneView& s, const CameraParams& camera, const std::vector<Edge>& edges,
-                     const GradLayout& layout, const BackwardParams& p, const Real* d_image, double* grad) {
+                     const GradLayout& layout, const BackwardParams& p, const Real* d_image, const GradOutput& out) {
     const Camera& cam = s.camera;
     int num_edges = int(edges.size());
     // Secondary edges: chosen from each shading point through the edge tree.
@@ -558,7 +560,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         k.tile_size = 8;
         k.tiles_x = (cam.width + 7) / 8;
         int tiles = k.tiles_x * ((cam.height + 7) / 8);
-        accumulate_tiles(k, tiles, layout.total, p.num_threads, grad);
+        accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
     }
 
     if (p.primary_edges && num_edges > 0 && p.edge_spp > 0) {
@@ -585,7 +587,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
             k.num_samples = int64_t(p.edge_spp) * cam.width * cam.height;
             k.samples_per_tile = 1024;
             int tiles = int((k.num_samples + k.samples_per_tile - 1) / k.samples_per_tile);
-            accumulate_tiles(k, tiles, layout.total, p.num_threads, grad);
+            accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
         }
     }
 }

@@ -37,9 +37,10 @@ struct BackwardParams {
     int num_threads;
 };
 
-// d_image: [H, W, 3] gradient of the loss w.r.t. the radiance image. Adds into grad
-// (layout.total doubles).
+// d_image: [H, W, 3] gradient of the loss w.r.t. the radiance image. Adds into out.grad
+// (layout.total doubles) and, with a probe, into out.probe_image.
 void render_backward(const SceneView& scene, const CameraParams& camera, const std::vector<Edge>& edges,
-                     const GradLayout& layout, const BackwardParams& params, const Real* d_image, double* grad);
+                     const GradLayout& layout, const BackwardParams& params, const Real* d_image,
+                     const GradOutput& out);
 
 }  // namespace rt

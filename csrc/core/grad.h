@@ -30,15 +30,29 @@ struct GradLayout {
     int total = 0;
 };
 
+// The sums of one tile: (slot, value) pairs sorted by slot, and, when a probe is set, the
+// probe's per-pixel values in the order they were made.
+struct TileGrad {
+    std::vector<std::pair<int, double>> slots;
+    std::vector<std::pair<int, double>> pixels;
+};
+
 // Host-side accumulator used by CPU kernels (one per thread; see the file comment).
+//
+// A probe (a direction in parameter space) also attributes each contribution to the pixel whose
+// work made it: the "gradient image" of that direction, d(pixel value)/d(step along it).
 class GradAccumulator {
 public:
-    void reset(int size) {
+    void reset(int size, const double* probe) {
         if (int(scratch_.size()) != size) {
             scratch_.assign(size, 0.0);
             flag_.assign(size, 0);
         }
         touched_.clear();
+        probe_ = probe;
+        pixel_ = -1;
+        pixel_sum_ = 0;
+        pixels_.clear();
     }
     void add(int slot, Real value) {
         if (value == 0) return;
@@ -47,28 +61,47 @@ public:
             touched_.push_back(slot);
         }
         scratch_[slot] += double(value);
+        if (probe_) pixel_sum_ += double(value) * probe_[slot];
     }
-    // Moves the sums into `out` as (slot, value) pairs sorted by slot and clears them.
-    void flush(std::vector<std::pair<int, double>>* out) {
+    // The pixel whose work the following contributions belong to (for the probe).
+    void set_pixel(int pixel) {
+        if (!probe_ || pixel == pixel_) return;
+        end_pixel();
+        pixel_ = pixel;
+    }
+    // Moves the sums into `out` and clears them.
+    void flush(TileGrad* out) {
+        end_pixel();
         std::sort(touched_.begin(), touched_.end());
-        out->clear();
-        out->reserve(touched_.size());
+        out->slots.clear();
+        out->slots.reserve(touched_.size());
         for (int slot : touched_) {
-            out->emplace_back(slot, scratch_[slot]);
+            out->slots.emplace_back(slot, scratch_[slot]);
             scratch_[slot] = 0;
             flag_[slot] = 0;
         }
         touched_.clear();
+        out->pixels.swap(pixels_);
+        pixels_.clear();
     }
 
 private:
+    void end_pixel() {
+        if (pixel_ >= 0 && pixel_sum_ != 0) pixels_.emplace_back(pixel_, pixel_sum_);
+        pixel_sum_ = 0;
+    }
+
     std::vector<double> scratch_;
     std::vector<uint8_t> flag_;
     std::vector<int> touched_;
+    const double* probe_ = nullptr;
+    int pixel_ = -1;
+    double pixel_sum_ = 0;
+    std::vector<std::pair<int, double>> pixels_;
 };
 
-// The accumulator of the calling thread.
-GradAccumulator& thread_grad_accumulator(int size);
+// The accumulator of the calling thread, reset for a new tile.
+GradAccumulator& thread_grad_accumulator(int size, const double* probe);
 
 // A view of one block of the parameter vector, for the d_ functions' Sink argument.
 struct GradSink {
@@ -77,10 +110,18 @@ struct GradSink {
     void add(int index, Real value) { acc->add(base + index, value); }
 };
 
+// Where accumulate_tiles puts its sums: the gradient (size layout.total) and, optionally, the
+// gradient image of a probe direction (one double per pixel).
+struct GradOutput {
+    double* grad;
+    const double* probe = nullptr;  // [layout.total] or null
+    double* probe_image = nullptr;  // [H * W], with probe
+};
+
 // Runs `tile_fn(tile, GradAccumulator&)` over tiles [0, num_tiles) in parallel and adds every
-// tile's sums into `grad` (size layout.total) in tile order.
+// tile's sums into `out` in tile order.
 template <typename TileFn>
-void accumulate_tiles(const TileFn& tile_fn, int num_tiles, int size, int num_threads, double* grad);
+void accumulate_tiles(const TileFn& tile_fn, int num_tiles, int size, int num_threads, const GradOutput& out);
 
 }  // namespace rt
 
@@ -89,16 +130,17 @@ void accumulate_tiles(const TileFn& tile_fn, int num_tiles, int size, int num_th
 namespace rt {
 
 template <typename TileFn>
-void accumulate_tiles(const TileFn& tile_fn, int num_tiles, int size, int num_threads, double* grad) {
-    std::vector<std::vector<std::pair<int, double>>> results(num_tiles);
+void accumulate_tiles(const TileFn& tile_fn, int num_tiles, int size, int num_threads, const GradOutput& out) {
+    std::vector<TileGrad> results(num_tiles);
     auto kernel = [&](int tile) {
-        GradAccumulator& acc = thread_grad_accumulator(size);
+        GradAccumulator& acc = thread_grad_accumulator(size, out.probe);
         tile_fn(tile, acc);
         acc.flush(&results[tile]);
     };
     parallel_for(kernel, num_tiles, num_threads, 1);
     for (const auto& r : results) {
-        for (const auto& kv : r) grad[kv.first] += kv.second;
+        for (const auto& kv : r.slots) out.grad[kv.first] += kv.second;
+        for (const auto& kv : r.pixels) out.probe_image[kv.first] += kv.second;
     }
 }
 
