@@ -326,7 +326,8 @@ def ggx_brdf(kd, ks, roughness, wo, wi):
         return 2.0 * c / (c + np.sqrt(a * a + (1.0 - a * a) * c * c))
 
     cos_ih = np.sum(wi * h, -1)
-    f = ks + (1.0 - ks) * (1.0 - cos_ih[:, None]) ** 5
+    f90 = min(1.0, 50.0 * float(np.dot([0.212671, 0.715160, 0.072169], ks)))  # F90 fades with ks
+    f = ks + (f90 - ks) * (1.0 - cos_ih[:, None]) ** 5
     spec = (d * g1(co) * g1(ci) / (4.0 * co * ci))[:, None] * f
     if np.all(ks == 0):
         spec[:] = 0.0

@@ -33,6 +33,7 @@ ADJOINTS = [
     "d_ggx_d",
     "d_smith_g1",
     "d_schlick_fresnel",
+    "d_schlick_fresnel[small f0]",
     "d_bsdf_eval_world",
     "d_texture_lookup[rgb]",
     "d_texture_lookup[gray]",

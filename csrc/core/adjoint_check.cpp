@@ -421,9 +421,14 @@ Problem problem_smith_g1(Rng& rng) {
     return pr;
 }
 
-Problem problem_schlick_fresnel(Rng& rng) {
+// small_f0: specular colours below 0.02, where the grazing reflectance F90 depends on f0.
+Problem problem_schlick_fresnel(Rng& rng, bool small_f0) {
     Problem pr;
-    pr.add_vec3(rng.vec3(0, 1), 1);
+    if (small_f0) {
+        pr.add_vec3(rng.vec3(0.001, 0.015), Real(0.01));
+    } else {
+        pr.add_vec3(rng.vec3(0.05, 1), 1);
+    }
     pr.add_inputs({rng.uniform(0.05, 0.95)}, Real(0.05));
     pr.num_outputs = 3;
     pr.forward = [](const Real* x, Real* y) { Writer{y}.vec3(schlick_fresnel(Vec3::load(x), x[3])); };
@@ -766,7 +771,8 @@ std::vector<AdjointCheckResult> run_adjoint_checks(uint64_t seed, int trials) {
         {"d_intersect_triangle", problem_intersect_triangle, true},
         {"d_ggx_d", problem_ggx_d, true},
         {"d_smith_g1", problem_smith_g1, true},
-        {"d_schlick_fresnel", problem_schlick_fresnel, true},
+        {"d_schlick_fresnel", [](Rng& r) { return problem_schlick_fresnel(r, false); }, true},
+        {"d_schlick_fresnel[small f0]", [](Rng& r) { return problem_schlick_fresnel(r, true); }, true},
         {"d_bsdf_eval_world", problem_bsdf_eval_world, true},
         {"d_texture_lookup[rgb]", [](Rng& r) { return problem_texture_lookup(r, 3, false); }, true},
         {"d_texture_lookup[gray]", [](Rng& r) { return problem_texture_lookup(r, 1, false); }, true},

@@ -190,18 +190,29 @@ RT_HOST_DEVICE RT_INLINE void d_smith_g1(Real cos_w, Real alpha, Real d_out, Rea
     if (1 - c2 > 0) *d_cos_w += d_s * (alpha * alpha / (2 * s)) * (-2 / (c2 * cos_w));
 }
 
+// Schlick's Fresnel with the grazing reflectance F90 = min(1, 50 luminance(f0)) (as in
+// several production renderers): 1 for any real specular colour (f0 >= 0.02), but going to 0
+// with f0, so the lobe fades out continuously as ks -> 0 instead of keeping a grazing sheen
+// that jumps off at ks = 0 exactly (where gradients w.r.t. ks would be lost).
+RT_HOST_DEVICE RT_INLINE Real fresnel_f90(Vec3 f0) { return std::fmin(Real(1), 50 * luminance(f0)); }
+
 RT_HOST_DEVICE RT_INLINE Vec3 schlick_fresnel(Vec3 f0, Real cos_d) {
     Real m = std::fmin(std::fmax(1 - cos_d, Real(0)), Real(1));
     Real m5 = (m * m) * (m * m) * m;
-    return f0 + (Vec3(1) - f0) * m5;
+    return f0 + (Vec3(fresnel_f90(f0)) - f0) * m5;
 }
 
-// F = f0 + (1 - f0) m^5, m = clamp(1 - cos_d, 0, 1).
+// F = f0 + (F90(f0) - f0) m^5, m = clamp(1 - cos_d, 0, 1).
 RT_HOST_DEVICE RT_INLINE void d_schlick_fresnel(Vec3 f0, Real cos_d, Vec3 d_out, Vec3* d_f0, Real* d_cos_d) {
     Real m = std::fmin(std::fmax(1 - cos_d, Real(0)), Real(1));
     Real m4 = (m * m) * (m * m);
+    Real f90 = fresnel_f90(f0);
     *d_f0 += d_out * (1 - m4 * m);
-    if (1 - cos_d > 0 && 1 - cos_d < 1) *d_cos_d -= dot(d_out, Vec3(1) - f0) * (5 * m4);
+    if (50 * luminance(f0) < 1) {
+        Real d_f90 = (d_out.x + d_out.y + d_out.z) * m4 * m;
+        *d_f0 += Vec3(Real(0.212671), Real(0.715160), Real(0.072169)) * (50 * d_f90);
+    }
+    if (1 - cos_d > 0 && 1 - cos_d < 1) *d_cos_d -= dot(d_out, Vec3(f90) - f0) * (5 * m4);
 }
 
 // The probability of choosing the specular lobe when sampling.
@@ -253,7 +264,7 @@ RT_HOST_DEVICE RT_INLINE void d_bsdf_eval_cosines(const BSDFParams& p, Real cos_
                                                   Real* d_cos_i, Real* d_cos_h, Real* d_cos_d) {
     if (cos_i <= 0) return;
     d_p->kd += d_f * kInvPi;
-    if (cos_o <= 0 || is_black(p.ks)) return;
+    if (cos_o <= 0) return;  // (at ks = 0 the lobe is 0 but its ks-derivative is not)
     Real d = ggx_d(cos_h, p.alpha);
     Real g_o = smith_g1(cos_o, p.alpha), g_i = smith_g1(cos_i, p.alpha);
     Vec3 fr = schlick_fresnel(p.ks, cos_d);
