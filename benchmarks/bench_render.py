@@ -6,7 +6,8 @@ lighting (max_bounces=1) at 1, 4, 16 and 64 samples per pixel; each figure is th
 --repeats renders.
 
 The same-run reference is `scene.intersect` of one camera ray per pixel centre (primary rays
-only), so the table shows each frame's time relative to tracing those rays once. The path
+only), timed just before each render, so the table shows each frame's time relative to
+tracing those rays once. The path
 tracer's rays/s is an estimate: per sample, one camera ray, and for each camera ray that hits a
 surface one shadow ray and one BSDF ray per bounce (so at most 1 + 2 * max_bounces).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -26,7 +28,7 @@ import numpy as np
 # (python setup.py build_ext --inplace) is found when run as python benchmarks/<script>.py.
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)),
                 os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-from common import machine_info, markdown_table, median, time_calls  # noqa: E402
+from common import load_line, machine_info, markdown_table, median  # noqa: E402
 from scenes import REFERENCE_CAMERA, REFERENCE_SPHERE_N, camera_rays, reference_scene  # noqa: E402
 
 
@@ -62,11 +64,9 @@ def main() -> None:
                        REFERENCE_CAMERA["up"], REFERENCE_CAMERA["fov"], height, width)
     o, d = torch.from_numpy(o), torch.from_numpy(d)
     hits = scene.intersect(o, d)
-    primary = median(time_calls(lambda: scene.intersect(o, d), args.repeats))
     num_pixels = height * width
     num_hits = int((hits["shape_id"] >= 0).sum())
-    print(f"primary rays: {num_pixels:,} in {primary * 1e3:.2f} ms "
-          f"({num_pixels / primary / 1e6:.2f} Mrays/s), {num_hits / num_pixels:.1%} hit")
+    print(f"primary rays: {num_pixels:,}, {num_hits / num_pixels:.1%} hit")
 
     # Check that the reference traces the renderer's own camera rays: shape ids must match.
     ids = rt.render(scene, spp=1, max_bounces=0, seed=0, channels=("shape_id",),
@@ -74,31 +74,40 @@ def main() -> None:
     same = (ids.reshape(-1).long() == hits["shape_id"].reshape(-1)).float().mean().item()
     print(f"render shape_id channel == intersect shape_id on {same:.2%} of pixels")
 
-    rows = []
+    # Each repeat times one primary trace and one render back to back, so that each ratio
+    # compares calls made within the same second (load from other work drifts).
+    rows, all_primary = [], []
     rays_per_sample = num_pixels + 2 * args.max_bounces * num_hits  # an upper estimate
     for spp in spps:
-        image = {}
-
-        def call():
-            image["x"] = rt.render(scene, spp=spp, max_bounces=args.max_bounces, seed=0,
-                                   threads=args.threads)
-
-        seconds = median(time_calls(call, args.repeats))
-        mean = image["x"].mean().item()
+        primary_times, render_times = [], []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            scene.intersect(o, d)
+            primary_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            image = rt.render(scene, spp=spp, max_bounces=args.max_bounces, seed=0,
+                              threads=args.threads)
+            render_times.append(time.perf_counter() - start)
+        primary, seconds = median(primary_times), median(render_times)
+        all_primary += primary_times
         rays = spp * rays_per_sample
-        rows.append([spp, f"{seconds:.3f}", f"{seconds / primary:.1f}",
+        rows.append([spp, f"{seconds:.3f}", f"{primary * 1e3:.2f}", f"{seconds / primary:.1f}",
                      f"{seconds / (spp * primary):.2f}", f"{rays / seconds / 1e6:.2f}",
-                     f"{mean:.4f}"])
-        print(f"  spp={spp}: {seconds:.3f} s/frame", flush=True)
+                     f"{image.mean().item():.4f}"])
+        print(f"  spp={spp}: {seconds:.3f} s/frame, primary trace {primary * 1e3:.2f} ms",
+              flush=True)
 
+    primary = median(all_primary)
     print(f"\n## Render, {height}x{width}, max_bounces={args.max_bounces} "
           f"(median of {args.repeats})\n")
-    print(markdown_table(["spp", "s/frame", "frame / primary trace",
+    print(markdown_table(["spp", "s/frame", "primary trace ms", "frame / primary trace",
                           "per-sample / primary trace", "est. path-tracer Mrays/s",
                           "mean radiance"], rows))
-    print(f"\nprimary trace (one intersect of {num_pixels:,} rays): {primary * 1e3:.2f} ms; "
-          f"est. rays per sample = {rays_per_sample / num_pixels:.2f} per pixel "
-          f"(1 camera + 2 x {args.max_bounces} x hit fraction {num_hits / num_pixels:.3f})")
+    print(f"\nprimary trace (one intersect of {num_pixels:,} rays): median {primary * 1e3:.2f} ms "
+          f"({num_pixels / primary / 1e6:.2f} Mrays/s); est. rays per sample = "
+          f"{rays_per_sample / num_pixels:.2f} per pixel (1 camera + 2 x {args.max_bounces} x "
+          f"hit fraction {num_hits / num_pixels:.3f})")
+    print(load_line("at end"))
 
 
 if __name__ == "__main__":

@@ -54,13 +54,18 @@ def machine_info() -> str:
     spec = importlib.util.find_spec("raytrace")  # locates the package without importing it
     lines.append(f"raytrace: {spec.origin if spec else 'not found'}")
     lines.append(f"RT_NUM_THREADS: {os.environ.get('RT_NUM_THREADS', '(unset)')}")
+    lines.append(load_line("at start") + "  (other work on the machine skews the figures)")
+    return "\n".join(lines)
+
+
+def load_line(when: str) -> str:
+    """The load average, printed at the start and the end of a run: a run is only clean when
+    both are well below the number of cores."""
     try:
         load = os.getloadavg()
-        lines.append(f"load average (1, 5, 15 min) at start: {load[0]:.2f} {load[1]:.2f} "
-                     f"{load[2]:.2f}  (other work on the machine skews the figures)")
     except OSError:
-        pass
-    return "\n".join(lines)
+        return f"load average {when}: unknown"
+    return f"load average (1, 5, 15 min) {when}: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
