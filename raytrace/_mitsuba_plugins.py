@@ -19,10 +19,11 @@ from .mitsuba_io import Node, Props, _Context
 # Roughness used for Mitsuba's smooth (delta) lobes: the core's smallest GGX alpha.
 SMOOTH_ALPHA = 1e-3
 # Silently ignored parameters: they do not change the image raytrace renders, or they are
-# documented as ignored (near/far clipping).
+# documented as ignored (near/far clipping; a perspective sensor ignores focus_distance in
+# Mitsuba too).
 _FILM_IGNORED = ("file_format", "pixel_format", "component_format", "banner", "compensate",
                  "high_quality_edges", "sample_border")
-_SENSOR_IGNORED = ("near_clip", "far_clip", "shutter_open", "shutter_close", "srf")
+_SENSOR_IGNORED = ("near_clip", "far_clip", "shutter_open", "shutter_close", "srf", "focus_distance")
 # Normal-incidence reflectance (linear RGB) of Mitsuba's conductor presets, for Schlick's F0.
 _CONDUCTOR_F0 = {"ag": (0.97, 0.96, 0.91), "al": (0.91, 0.92, 0.92), "au": (1.00, 0.78, 0.34),
                  "cu": (0.96, 0.64, 0.54), "cr": (0.55, 0.56, 0.55), "ni_palik": (0.66, 0.61, 0.53),
@@ -62,7 +63,7 @@ def build_scene(ctx: _Context, root: Node, resolution: Optional[Tuple[int, int]]
                 env.append(e)
         elif tag == "integrator":
             _integrator(ctx, child)
-        elif tag in ("bsdf", "texture"):
+        elif tag in ("bsdf", "texture", "sampler", "film", "rfilter") and "id" in child.attrs:
             continue  # declared for <ref>; converted where used
         else:
             ctx.skip(child, f"{child.describe()} is not supported and was skipped")

@@ -322,6 +322,18 @@ def test_defaults_refs_include_and_integrator(tmp_path):
     assert torch.allclose(scene.materials[0].diffuse_reflectance, torch.full((3,), 0.75))
 
 
+def test_referenced_sampler_and_silently_ignored_sensor_parameters(tmp_path):
+    body = """<sampler type="stratified" id="samp"><integer name="sample_count" value="12"/></sampler>
+        <integrator type="$integ"><integer name="max_depth" value="$depth"/></integrator>
+        <sensor type="perspective"><ref id="samp"/><float name="fov" value="30"/>
+            <float name="near_clip" value="0.01"/><float name="far_clip" value="100"/>
+            <float name="focus_distance" value="1000"/></sensor>"""
+    scene, report, warned = load(write(tmp_path, f"<default name='integ' value='path'/><default name='depth' value='-1'/>{body}"))
+    assert warned == [] and report.spp == 12 and report.max_bounces is None
+    assert report.resolution == (576, 768)  # Mitsuba's default film
+    assert scene.camera.resolution == (576, 768) and float(scene.camera.fov) == pytest.approx(30)
+
+
 def test_mitsuba_0_6_camel_case_names(tmp_path):
     body = """<sensor type="perspective"><float name="fov" value="30"/><string name="fovAxis" value="y"/>
         <transform name="toWorld"><lookAt origin="0 0 5" target="0 0 0" up="0 1 0"/></transform>
