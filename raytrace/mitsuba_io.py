@@ -163,8 +163,8 @@ class _Context:
     def skip(self, node: Node, msg: str) -> None:
         text = f"{node.where}: {msg}"
         self.report.skipped.append(text)
-        if self.warn_enabled:
-            warnings.warn(text, MitsubaWarning, stacklevel=4)
+        if self.warn_enabled:  # shown as coming from the scene file's line
+            warnings.warn_explicit(text, MitsubaWarning, filename=node.file, lineno=node.line)
 
     def approximate(self, node: Node, msg: str) -> None:
         self.report.approximations.append(f"{node.where}: {msg}")

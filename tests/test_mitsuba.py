@@ -407,3 +407,45 @@ def test_file_level_errors(tmp_path):
         rt.load_mitsuba(42)
     with pytest.raises(ValueError, match="resolution"):
         rt.load_mitsuba(CBOX, resolution=(0, 3))
+
+
+def test_orthographic_sensor_view_width(tmp_path):
+    """Mitsuba's orthographic view spans camera-space x in [-1, 1] times the to_world scale;
+    a light at camera-space x = +1.5 (inside the half width 2) shows on the left."""
+    transform = '<scale x="2" y="2"/><lookat origin="0,0,5" target="0,0,0" up="0,1,0"/>'
+    body = SENSOR.replace("perspective", "orthographic").replace('<float name="fov" value="{fov}"/>', "")
+    body = body.replace('<string name="fov_axis" value="{axis}"/>', "").format(transform=transform, w=20, h=10)
+    light = np.diag([0.3, 0.3, 1.0, 1.0])  # camera-space (1.5, 0, 0): world (-1.5, 0, 0), facing +z
+    light[:3, 3] = [-1.5, 0.0, 0.0]
+    scene, _, warned = load(write(tmp_path, body + emitter_rect(light)))
+    assert warned == [] and scene.camera.camera_type == "orthographic"
+    assert float(scene.camera.fov) == pytest.approx(2 * math.degrees(math.atan(2.0)))
+    img = render_direct(scene).mean(dim=2)
+    rows, cols = torch.nonzero(img > 0.5, as_tuple=True)
+    assert len(cols) > 0 and abs(cols.float().mean() - 2.5) < 1.0  # x = -1.5 of [-2, 2] over 20 columns
+    assert abs(rows.float().mean() - 4.5) < 1.0
+
+
+def test_checkerboard_principled_and_dielectric(tmp_path):
+    body = """
+    <bsdf type="diffuse" id="check"><texture type="checkerboard" name="reflectance">
+        <rgb name="color0" value="0.9"/><rgb name="color1" value="0.1"/>
+        <transform name="to_uv"><scale x="3" y="2"/></transform></texture></bsdf>
+    <bsdf type="principled" id="metal"><rgb name="base_color" value="0.8, 0.5, 0.2"/>
+        <float name="metallic" value="1"/><float name="roughness" value="0.4"/><float name="sheen" value="0.3"/></bsdf>
+    <bsdf type="dielectric" id="glass"/>
+    """ + "".join(f'<shape type="rectangle"><ref id="{k}"/></shape>' for k in ("check", "metal", "glass"))
+    path = write(tmp_path, body)
+    scene, report, warned = load(path)
+    mat = {k: scene.materials[i] for k, i in report.material_ids.items()}
+    tex = mat["check"].diffuse_reflectance
+    assert tex.shape == (64, 96, 3)  # 32 texels per tile, tiled 3 x 2 (u along columns)
+    assert float(tex[0, 0, 0]) == pytest.approx(0.9) and float(tex[0, 16, 0]) == pytest.approx(0.1)
+    assert float(tex[16, 16, 0]) == pytest.approx(0.9) and float(tex[0, 32, 0]) == pytest.approx(0.9)
+    assert torch.allclose(mat["metal"].specular_reflectance, torch.tensor([0.8, 0.5, 0.2]))
+    assert torch.allclose(mat["metal"].diffuse_reflectance, torch.zeros(3))
+    assert float(mat["metal"].roughness) == pytest.approx(0.16)
+    assert torch.allclose(mat["glass"].diffuse_reflectance, torch.zeros(3))
+    assert len(warned) == 2
+    assert any(f"line {line_of(path, 'sheen')}" in w and "'sheen'" in w for w in warned)
+    assert any(f"line {line_of(path, 'dielectric')}" in w and "transmission" in w for w in warned)
