@@ -213,10 +213,13 @@ def _sensor(ctx: _Context, node: Node, resolution):
             raise ctx.error(node, f"the horizontal field of view must be in (0, 180) degrees (got {fov:g})")
     props.finish(ignore=_SENSOR_IGNORED + ("film", "sampler"))
     f = forward / np.linalg.norm(forward)
-    camera = Camera(torch.tensor(origin, dtype=torch.float32), torch.tensor(origin + f, dtype=torch.float32),
-                    torch.tensor(up / np.linalg.norm(up), dtype=torch.float32), fov=float(fov),
-                    resolution=ctx.report.resolution,
-                    camera_type="orthographic" if kind == "orthographic" else "perspective")
+    try:
+        camera = Camera(torch.tensor(origin, dtype=torch.float32), torch.tensor(origin + f, dtype=torch.float32),
+                        torch.tensor(up / np.linalg.norm(up), dtype=torch.float32), fov=float(fov),
+                        resolution=ctx.report.resolution,
+                        camera_type="orthographic" if kind == "orthographic" else "perspective")
+    except (TypeError, ValueError) as e:
+        raise ctx.error(node, f"to_world does not give a valid camera ({e})") from e
     return camera, mirror
 
 
@@ -385,6 +388,9 @@ def _shape(ctx: _Context, node: Node, sphere_res: Tuple[int, int]) -> Optional[D
     for e in props.objects_of("emitter"):
         if e.attrs.get("type") != "area":
             ctx.skip(e, f"<emitter type={e.attrs.get('type')!r}> inside a shape is not supported")
+            continue
+        if mesh["emission"] is not None:
+            ctx.skip(e, "a second area emitter in one shape was skipped")
             continue
         ep = Props(ctx, e)
         radiance = _spectrum(ctx, ep, "radiance", None)
