@@ -16,9 +16,10 @@ from .scene_io import load_obj, load_scene, save_scene
 from .mesh_io import load_mesh
 from .mitsuba_io import load_mitsuba
 from .shape import Shape
+from . import optim
 
 __version__ = "0.1.0"
 
 __all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image", "imread",
            "imwrite",
-           "load_mesh", "load_mitsuba", "load_obj", "load_scene", "plane", "render", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals"]
+           "load_mesh", "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals"]
