@@ -156,6 +156,17 @@ def test_factorisation_computed_once(monkeypatch):
     assert len(calls) == 1
 
 
+def test_scipy_fallback_without_cholespy(monkeypatch):
+    real = solvers.importlib.util.find_spec
+    monkeypatch.setattr(solvers.importlib.util, "find_spec", lambda name, *a: None if name == "cholespy" else real(name, *a))
+    assert solvers.available_backends() == ("scipy",)
+    mesh = rt.sphere(subdivisions=1)
+    M = rt.optim.compute_matrix(mesh.vertices, mesh.indices)
+    assert M.backend == "scipy"
+    with pytest.raises(ValueError, match="not installed"):
+        rt.optim.compute_matrix(mesh.vertices, mesh.indices, backend="cholespy")
+
+
 def test_parameterisation_rejects_bad_input():
     mesh = rt.sphere(subdivisions=1)
     M = rt.optim.compute_matrix(mesh.vertices, mesh.indices)
