@@ -68,9 +68,9 @@ class UniformAdam(torch.optim.Optimizer):
                 # Moments and their bias correction
                 m.mul_(beta1).add_(g, alpha=1 - beta1)
                 v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                m_hat = m / (1 - beta1 ** t)
-                v_hat = v / (1 - beta2 ** t)
-                # One normaliser for the whole tensor: the infinity norm of sqrt(v_hat)
-                norm = v_hat.sqrt().max()
-                p.sub_(group["lr"] * m_hat / (norm + group["eps"]))
+                # One normaliser for the whole tensor: the infinity norm of sqrt(v_hat), that is
+                # sqrt(max(v) / (1 - beta2^t)) (sqrt is monotone); m_hat = m / (1 - beta1^t).
+                # Scalars only, so no [N, 3] temporaries.
+                norm = math.sqrt(float(v.max()) / (1 - beta2 ** t))
+                p.add_(m, alpha=-group["lr"] / ((1 - beta1 ** t) * (norm + group["eps"])))
         return loss
