@@ -142,6 +142,7 @@ def test_from_differential_gradcheck(backend, kind):
                     requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: rt.optim.from_differential(M, t), (u,), eps=1e-6, atol=1e-8)
     assert torch.autograd.gradcheck(lambda t: rt.optim.to_differential(M, t), (u,), eps=1e-6, atol=1e-8)
+    assert torch.autograd.gradgradcheck(lambda t: rt.optim.from_differential(M, t).square(), (u,), eps=1e-6, atol=1e-8)
 
 
 def test_factorisation_computed_once(monkeypatch):

@@ -120,7 +120,8 @@ def compute_matrix(vertices: torch.Tensor, faces: torch.Tensor, lambda_: float =
 
 
 class _FromDifferential(torch.autograd.Function):
-    """x = M^-1 u; M symmetric, so the backward is grad_u = M^-1 grad_x (one more solve)."""
+    """x = M^-1 u; M symmetric, so the backward is grad_u = M^-1 grad_x (one more solve),
+    written with the Function itself so that it is differentiable again."""
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, M: SystemMatrix) -> torch.Tensor:
@@ -129,7 +130,7 @@ class _FromDifferential(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_x: torch.Tensor):
-        return ctx.M.solve(grad_x), None
+        return _FromDifferential.apply(grad_x, ctx.M), None
 
 
 class _ToDifferential(torch.autograd.Function):
@@ -142,7 +143,7 @@ class _ToDifferential(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_u: torch.Tensor):
-        return ctx.M.multiply(grad_u), None
+        return _ToDifferential.apply(grad_u, ctx.M), None
 
 
 def _check_system(M) -> None:
