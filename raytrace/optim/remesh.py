@@ -66,23 +66,40 @@ def _closest_point_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: 
     return out
 
 
+def _radius(tri: np.ndarray) -> np.ndarray:
+    """Largest centroid-to-corner distance of each triangle [M, 3, 3] -> [M]."""
+    return np.linalg.norm(tri - tri.mean(axis=1, keepdims=True), axis=2).max(axis=1)
+
+
 class _Surface:
     """The input mesh as a projection target: exact closest points, through a k-d tree of
-    triangle centroids (a triangle whose centroid is at distance D is at least D - r away, r
-    the largest centroid-to-corner distance, so k grows until that bound proves the answer)."""
+    triangle centroids. A triangle whose centroid is at distance D is at least D - r away, r
+    the largest centroid-to-corner distance, so k grows until that bound proves the answer.
+    Triangles larger than the typical one or than half the target edge length are split four
+    ways (the same surface; at most 500k pieces) so that r stays small and k = 16 nearly always
+    suffices."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray):
-        self.tri = vertices[faces]  # [M, 3, 3]
-        centroid = self.tri.mean(axis=1)
-        self.r = float(np.linalg.norm(self.tri - centroid[:, None], axis=2).max())
-        self.tree = cKDTree(centroid)
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, target: float):
+        tri = vertices[faces]  # [M, 3, 3]
+        limit = min(2.0 * float(np.median(_radius(tri))), 0.5 * target)
+        for _ in range(12):
+            big = _radius(tri) > limit
+            if not big.any() or len(tri) + 3 * int(big.sum()) > 500_000:
+                break
+            t = tri[big]
+            m01, m12, m20 = 0.5 * (t[:, 0] + t[:, 1]), 0.5 * (t[:, 1] + t[:, 2]), 0.5 * (t[:, 2] + t[:, 0])
+            tri = np.concatenate([tri[~big], np.stack([t[:, 0], m01, m20], 1), np.stack([m01, t[:, 1], m12], 1),
+                                  np.stack([m20, m12, t[:, 2]], 1), np.stack([m01, m12, m20], 1)])
+        self.tri = tri
+        self.r = float(_radius(tri).max())
+        self.tree = cKDTree(tri.mean(axis=1))
 
     def project(self, p: np.ndarray) -> np.ndarray:
         """[n, 3] points -> [n, 3] closest points on the surface."""
         out = np.empty_like(p)
         todo = np.arange(len(p))
         m = len(self.tri)
-        k = min(8, m)
+        k = min(16, m)
         while len(todo):
             dist, idx = self.tree.query(p[todo], k=k)
             dist, idx = dist.reshape(len(todo), -1), idx.reshape(len(todo), -1)
@@ -384,7 +401,7 @@ def remesh(vertices: torch.Tensor, faces: torch.Tensor, target_edge_length: floa
     _check_manifold(F, len(V))
     t = float(target_edge_length)
     lo, hi = 4.0 / 5.0 * t, 4.0 / 3.0 * t
-    surface = _Surface(V, F)
+    surface = _Surface(V, F, t)
     for _ in range(int(iterations)):
         V, F = _split(V, F, hi)
         V, F = _collapse(V, F, lo, hi)
