@@ -28,7 +28,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from .laplacian import check_faces, check_vertices
-from .topology import adjacency, edges, face_normals, halfedge_vertices, vertex_faces
+from .topology import adjacency, cross, edges, face_normals, halfedge_vertices, vertex_faces
 
 # A collapse or flip is refused if a triangle's normal would turn by more than this (cosine).
 _MIN_NORMAL_COS = math.cos(math.radians(60.0))
@@ -76,7 +76,7 @@ class _Surface:
     triangle centroids. A triangle whose centroid is at distance D is at least D - r away, r
     the largest centroid-to-corner distance, so k grows until that bound proves the answer.
     Triangles larger than the typical one or than half the target edge length are split four
-    ways (the same surface; at most 500k pieces) so that r stays small and k = 16 nearly always
+    ways (the same surface; at most 500k pieces) so that r stays small and k = 8 nearly always
     suffices."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, target: float):
@@ -99,7 +99,7 @@ class _Surface:
         out = np.empty_like(p)
         todo = np.arange(len(p))
         m = len(self.tri)
-        k = min(16, m)
+        k = min(8, m)
         while len(todo):
             dist, idx = self.tree.query(p[todo], k=k)
             dist, idx = dist.reshape(len(todo), -1), idx.reshape(len(todo), -1)
@@ -223,8 +223,10 @@ def _collapse_round(V: np.ndarray, F: np.ndarray, lo: float, hi: float) -> Tuple
     _, _, opp = halfedge_vertices(F)
     h = e.halfedges[cand]
     ok = (common == 2) & (valence[a] + valence[b] - 4 >= 3) & (valence[opp[h[:, 0]]] > 3) & (valence[opp[h[:, 1]]] > 3)
+    cand, a, b = cand[ok], a[ok], b[ok]
     # Geometry: every triangle around a or b (except the two that vanish) with the end point
     # moved to the midpoint p keeps its orientation and gets no edge longer than hi.
+    ok = np.ones(len(cand), dtype=bool)
     p = 0.5 * (V[a] + V[b])
     offsets, vf = vertex_faces(F, n)
     normals = face_normals(V, F)
@@ -238,7 +240,7 @@ def _collapse_round(V: np.ndarray, F: np.ndarray, lo: float, hi: float) -> Tuple
         moved = corners == end[k, None]
         P = V[corners]
         P[moved] = p[k]
-        n_new = np.cross(P[:, 1] - P[:, 0], P[:, 2] - P[:, 0])
+        n_new = cross(P[:, 1] - P[:, 0], P[:, 2] - P[:, 0])
         n_old = normals[f]
         cos = np.einsum("ij,ij->i", n_new, n_old) / np.maximum(
             np.linalg.norm(n_new, axis=1) * np.linalg.norm(n_old, axis=1), 1e-300)
