@@ -2,6 +2,12 @@
 
     python -m raytrace render scenes/cornell_box -o out.png
     python -m raytrace render scenes/cornell_box/scene.json -o out.exr --spp 256 --seed 3
+    python -m raytrace render scenes/mitsuba_cbox/scene.xml -o out.png -D resolution=64
+
+SCENE is a raytrace JSON scene (docs/scene_format.md) or a Mitsuba 3 XML scene, read by
+``rt.load_mitsuba`` (docs/mesh_and_mitsuba.md): its sampler's sample_count and integrator's
+max_depth are the defaults of --spp and --max-bounces, and what the loader skipped is listed on
+stderr before rendering.
 
 The image is rendered in passes of at most PASS_SPP samples per pixel (a progress bar counts
 them); pass k uses the seed ``(seed * 1000003 + k) mod 2^63`` and the passes are averaged,
@@ -14,12 +20,15 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 PASS_SPP = 8  # samples per pixel in one pass (the progress bar's step)
 DEFAULT_SPP = 16  # when neither --spp nor the scene file's render.spp is given
 DEFAULT_MAX_BOUNCES = 4  # when neither --max-bounces nor the scene file's render.max_bounces is
 PROG = "python -m raytrace"
+
+
+SCENE_FOLDER_FILES = ("scene.json", "scene.xml")  # looked for, in this order, in a folder
 
 
 class UsageError(Exception):
@@ -54,47 +63,139 @@ def build_parser() -> argparse.ArgumentParser:
         description="raytrace: a differentiable Monte Carlo path tracer for PyTorch.",
         epilog=f"example:\n  {PROG} render scenes/cornell_box -o out.png\n\n"
                f"Run '{PROG} render --help' for the render command's options.\n"
-               "Scene files are described in docs/scene_format.md.",
+               "Scene files are described in docs/scene_format.md (JSON) and\n"
+               "docs/mesh_and_mitsuba.md (Mitsuba 3 XML).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     render = sub.add_parser(
         "render", help="render a scene file to an image",
         description="Render a scene file to an image (PNG/JPEG: sRGB 8-bit; EXR: linear float32).",
-        epilog="example:\n  python -m raytrace render scenes/cornell_box -o out.png --spp 64\n\n"
+        epilog="examples:\n  python -m raytrace render scenes/cornell_box -o out.png --spp 64\n"
+               "  python -m raytrace render scenes/mitsuba_cbox/scene.xml -o out.png "
+               "-D resolution=64\n\n"
                f"The image is rendered in passes of at most {PASS_SPP} spp (the progress bar's "
                "steps);\npass k is seeded with (seed * 1000003 + k) mod 2^63 and the passes are "
-               "averaged,\nso the output depends only on the arguments (not on --threads).\n"
-               "Scene files are described in docs/scene_format.md.",
+               "averaged,\nso the output depends only on the arguments (not on --threads).\n\n"
+               "Mitsuba 3 XML scenes (.xml) are read by rt.load_mitsuba, which converts the "
+               "common subset:\nthe sampler's sample_count and the integrator's max_depth - 1 "
+               "are the defaults of --spp\nand --max-bounces, the film's width/height that of "
+               "--resolution, and every element or\nparameter the loader skipped is listed on "
+               "stderr (unless -q) before rendering.\n"
+               "Scene files are described in docs/scene_format.md (JSON) and "
+               "docs/mesh_and_mitsuba.md (XML).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     render.add_argument("scene", metavar="SCENE",
-                        help="a scene .json file, or a folder containing scene.json")
+                        help="a scene file: raytrace .json or Mitsuba 3 .xml; or a folder "
+                             "containing scene.json (else scene.xml)")
     render.add_argument("-o", "--output", metavar="OUT", required=True,
                         help="output image; the extension picks the format: .png, .jpg/.jpeg "
                              "(sRGB, 8 bit) or .exr (linear float32; needs the OpenEXR package)")
     render.add_argument("--spp", type=int, default=None, metavar="N",
-                        help="samples per pixel (default: the scene file's render.spp, else "
+                        help="samples per pixel (default: the scene file's render.spp, or an "
+                             "XML scene's sampler sample_count, else "
                              f"{DEFAULT_SPP})")
     render.add_argument("--max-bounces", type=int, default=None, metavar="B",
                         help="path length: 0 shows emitters only, 1 adds direct light, more add "
                              "indirect light (default: the scene file's render.max_bounces, "
-                             f"else {DEFAULT_MAX_BOUNCES})")
+                             "or an XML scene's integrator max_depth - 1, else "
+                             f"{DEFAULT_MAX_BOUNCES})")
     render.add_argument("--seed", type=int, default=0, metavar="S",
                         help="random seed, >= 0 (default: 0)")
     render.add_argument("--resolution", metavar="HxW", default=None,
                         help="image size as HEIGHTxWIDTH, e.g. 240x320, or N for NxN (default: "
-                             "the scene's camera resolution)")
+                             "the scene's camera resolution; an XML scene's film width/height)")
+    render.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE",
+                        help="XML scenes only: a value for the scene's $NAME parameter, "
+                             "overriding its <default> (repeatable)")
     render.add_argument("--threads", type=int, default=None, metavar="T",
                         help="worker threads (default: RT_NUM_THREADS or all cores)")
     render.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bar and no summary line")
+                        help="no progress bar, no summary line and no list of what an XML "
+                             "scene's loader skipped")
     return parser
+
+
+def parse_defines(defines: Sequence[str]) -> Dict[str, str]:
+    """['spp=4', 'resolution=64'] (the -D options) -> {'spp': '4', 'resolution': '64'}."""
+    values: Dict[str, str] = {}
+    for text in defines:
+        name, eq, value = text.partition("=")
+        name = name.strip()
+        if not eq or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UsageError(f"-D must be NAME=VALUE with NAME a parameter name, e.g. -D spp=4 "
+                             f"(got {text!r})")
+        values[name] = value.strip()
+    return values
+
+
+def scene_file_kind(path: Path) -> Tuple[Path, str]:
+    """A SCENE argument -> (the file, "json" or "xml"). A folder stands for its scene.json, or
+    its scene.xml when it has no scene.json; a file's kind is its extension (.xml is Mitsuba,
+    anything else is read as JSON)."""
+    if path.is_dir():
+        for name in SCENE_FOLDER_FILES:
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise UsageError(f"{path}: folder has no {' or '.join(SCENE_FOLDER_FILES)}")
+    return path, ("xml" if path.suffix.lower() == ".xml" else "json")
+
+
+def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
+                    defines: Dict[str, str]) -> Tuple[Any, Dict[str, int], List[str]]:
+    """Reads the SCENE argument: a JSON scene (raytrace.scene_io) or a Mitsuba 3 XML scene
+    (rt.load_mitsuba).
+
+    Args:
+        scene_arg: the SCENE argument: a .json or .xml file, or a folder (see scene_file_kind).
+        resolution: (H, W) in pixels instead of the file's, or None.
+        defines: values of the XML scene's $name parameters (from -D); must be empty for JSON.
+
+    Returns:
+        (scene, settings, skipped): settings holds "spp" and/or "max_bounces" where the file
+        gives them; skipped lists what the Mitsuba loader skipped ("file: line N: ..."; empty
+        for JSON scenes).
+
+    Raises:
+        UsageError: a missing, malformed or unsupported scene file, or -D with a JSON scene.
+    """
+    path = Path(scene_arg)
+    file, kind = scene_file_kind(path)
+    if kind == "json":
+        if defines:
+            raise UsageError(f"-D sets parameters of Mitsuba XML scenes; {scene_arg} is not one")
+        from .scene_io import read_scene  # noqa: PLC0415
+        try:
+            scene, settings = read_scene(scene_arg, resolution=resolution)
+        except (ValueError, TypeError) as e:
+            raise UsageError(str(e)) from None
+        return scene, settings, []
+
+    from .mitsuba_io import load_mitsuba  # noqa: PLC0415
+    shown = str(file)
+    if not file.exists():
+        raise UsageError(f"{shown}: no such file or folder")
+    try:
+        scene, report = load_mitsuba(file, params=defines, resolution=resolution,
+                                     return_report=True, warn=False)
+    except (ValueError, TypeError, OSError) as e:
+        raise UsageError(str(e)) from None
+    if scene.camera is None:
+        raise UsageError(f"{shown}: the scene has no supported sensor (perspective, thinlens or "
+                         "orthographic), so there is nothing to render")
+    settings: Dict[str, int] = {}
+    if report.spp is not None:
+        settings["spp"] = report.spp
+    if report.max_bounces is not None:
+        settings["max_bounces"] = report.max_bounces
+    return scene, settings, list(report.skipped)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     # Everything about the arguments is checked before any rendering starts.
     from .image_io import _image_format, imwrite  # noqa: PLC0415
-    from .scene_io import read_scene  # noqa: PLC0415
 
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     for name, value, minimum in (("--spp", args.spp, 1), ("--max-bounces", args.max_bounces, 0),
@@ -116,10 +217,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         except OSError as e:
             raise UsageError(f"cannot create the output folder {str(out.parent)!r}: {e}") from None
 
-    try:
-        scene, settings = read_scene(args.scene, resolution=resolution)
-    except (ValueError, TypeError) as e:
-        raise UsageError(str(e)) from None
+    scene, settings, skipped = load_scene_file(args.scene, resolution, parse_defines(args.define))
+    if skipped and not args.quiet:
+        print(f"{PROG}: the Mitsuba loader skipped {len(skipped)} "
+              f"{'thing' if len(skipped) == 1 else 'things'} (docs/mesh_and_mitsuba.md):",
+              file=sys.stderr)
+        for msg in skipped:
+            print(f"  skipped: {' '.join(msg.split())}", file=sys.stderr)
     spp = args.spp if args.spp is not None else settings.get("spp", DEFAULT_SPP)
     max_bounces = args.max_bounces if args.max_bounces is not None else \
         settings.get("max_bounces", DEFAULT_MAX_BOUNCES)

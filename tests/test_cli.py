@@ -219,3 +219,96 @@ def test_imwrite_detaches_and_accepts_numpy(tmp_path):
     imwrite(img, tmp_path / "g.png")
     imwrite(np.random.default_rng(0).random((4, 4, 3)), tmp_path / "n.png")  # float64 ok
     assert imread(tmp_path / "g.png").shape == (4, 4, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Mitsuba 3 XML scenes on the command line
+# ----------------------------------------------------------------------------------------------
+MITSUBA_CBOX = ROOT / "scenes" / "mitsuba_cbox" / "scene.xml"
+
+
+def test_render_mitsuba_xml_png(tmp_path):
+    out = tmp_path / "cbox.png"
+    r = run_cli("render", MITSUBA_CBOX, "-o", out, "--spp", 1, "--resolution", "12x16",
+                "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size == (16, 12) and im.mode == "RGB"
+        pixels = np.asarray(im)
+    assert pixels.mean() > 10  # not black: the area light is seen
+    # max_bounces comes from the file's max_depth = 5 when --max-bounces is not given
+    assert str(out) in r.stdout and "12x16" in r.stdout and "1 spp, 4 bounces" in r.stdout
+    assert "Traceback" not in r.stderr and "skipped" not in r.stderr  # nothing is skipped
+
+
+@needs_exr
+def test_mitsuba_defaults_come_from_the_report(tmp_path, capsys):
+    """No --spp/--max-bounces: the sampler's sample_count (here $spp, set with -D) and
+    max_depth - 1 are used; the folder stands for its scene.xml; the pixels are those of
+    rt.load_mitsuba + rt.render with the first pass's seed."""
+    out = tmp_path / "a.exr"
+    assert main(["render", str(MITSUBA_CBOX.parent), "-o", str(out), "-D", "spp=3",
+                 "--resolution", "5x6", "--seed", "2", "--threads", "1"]) == 0
+    assert "(5x6, 3 spp, 4 bounces)" in capsys.readouterr().out
+    scene, report = rt.load_mitsuba(MITSUBA_CBOX, params={"spp": 3}, resolution=(5, 6),
+                                    return_report=True, warn=False)
+    assert report.spp == 3 and report.max_bounces == 4
+    expected = rt.render(scene, spp=3, max_bounces=4, seed=pass_seed(2, 0))
+    assert torch.equal(imread(out), expected.float())
+
+
+def test_mitsuba_skipped_elements_are_listed(tmp_path, capsys):
+    text = MITSUBA_CBOX.read_text()
+    point = '<emitter type="point"><point name="position" value="0, 0.5, 0"/></emitter>'
+    scene = tmp_path / "skip.xml"
+    scene.write_text(text.replace("</scene>", point + "\n</scene>"))
+    line = scene.read_text().splitlines().index(point) + 1
+    args = ["render", str(scene), "-o", str(tmp_path / "s.png"), "--spp", "1", "--resolution",
+            "4", "--threads", "1"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 thing" in err
+    assert f"skipped: {scene}: line {line}: <emitter type='point'>" in err
+    assert main(args + ["-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_malformed_mitsuba_xml_exits_2_without_traceback(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text('<scene version="3.0.0">\n  <shape type="rectangle">\n</scene>\n')
+    out = tmp_path / "x.png"
+    r = run_cli("render", bad, "-o", out)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert lines[0].startswith(f"python -m raytrace: error: {bad}: line 3: malformed XML")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("scene, extra, message", [
+    (MITSUBA_CBOX, ["-D", "spp"], "-D must be NAME=VALUE"),
+    (MITSUBA_CBOX, ["-D", "spp=many"], "scene.xml: line 25: value='many'"),  # the loader's error
+    (CORNELL, ["-D", "spp=4"], "-D sets parameters of Mitsuba XML scenes"),
+    (ROOT / "no_such_scene.xml", [], "no_such_scene.xml: no such file or folder"),
+])
+def test_mitsuba_argument_errors_exit_2(tmp_path, capsys, scene, extra, message):
+    assert main(["render", str(scene), "-o", str(tmp_path / "x.png"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_mitsuba_without_sensor_exits_2(tmp_path, capsys):
+    scene = tmp_path / "nocam.xml"
+    scene.write_text('<scene version="3.0.0">\n  <shape type="rectangle"/>\n</scene>\n')
+    assert main(["render", str(scene), "-o", str(tmp_path / "x.png")]) == 2
+    assert "has no supported sensor" in capsys.readouterr().err
+
+
+def test_render_help_documents_xml(capsys):
+    with pytest.raises(SystemExit):
+        main(["render", "--help"])
+    out = capsys.readouterr().out
+    for text in (".xml", "Mitsuba", "rt.load_mitsuba", "-D NAME=VALUE", "sample_count",
+                 "max_depth", "docs/mesh_and_mitsuba.md"):
+        assert text in out, text
