@@ -290,12 +290,13 @@ public:
 
     // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
     py::dict render_backward(const py::handle& d_image, int spp, int max_bounces, uint64_t seed, int edge_spp,
-                             bool interior, bool primary_edges, bool secondary_edges, int num_threads,
+                             bool interior, bool primary_edges, int secondary_edges, int num_threads,
                              const py::object& probe) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
         if (spp <= 0) fail("spp must be positive");
         if (edge_spp < 0) fail("edge_spp must be non-negative");
+        if (secondary_edges < 0) fail("secondary_spp must be non-negative");
         if (max_bounces < 0 || max_bounces >= kMaxPathVertices) {
             fail("gradients support max_bounces in [0, " + std::to_string(kMaxPathVertices - 1) + "]");
         }

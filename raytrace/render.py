@@ -23,7 +23,8 @@ _MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/b
 
 def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
            channels: Sequence[str] = ("radiance",), threads: Optional[int] = None, *,
-           edge_spp: Optional[int] = None, boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
+           edge_spp: Optional[int] = None, secondary_spp: int = 4, boundary: Union[bool, str] = True,
+           interior: bool = True) -> torch.Tensor:
     """Renders the scene with a Monte Carlo path tracer.
 
     Args:
@@ -40,6 +41,8 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             pixel centre, -1 for none).
         threads: worker threads (default: RT_NUM_THREADS or all cores).
         edge_spp: primary-edge samples per pixel for the boundary gradient (default: spp).
+        secondary_spp: secondary-edge samples at each vertex of each traced path of the
+            backward pass (stratified over the edges that can matter there).
         boundary: which boundary (visibility) terms the gradient includes: True (all),
             "primary" (edges seen from the camera), "secondary" (shadows and indirect
             visibility) or False (none: plain autodiff of the shading, which misses the
@@ -71,6 +74,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     if scene.camera is None:
         raise ValueError("scene.camera is None: a camera is needed to render")
     edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    secondary_spp = v.integer(secondary_spp, "secondary_spp", minimum=0)
     if boundary not in (True, False, "primary", "secondary") or isinstance(boundary, int) and boundary not in (0, 1):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     if not isinstance(interior, bool):
@@ -86,7 +90,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
         "edge_spp": edge_spp, "interior": interior,
         "primary_edges": boundary is True or boundary == "primary",
-        "secondary_edges": boundary is True or boundary == "secondary",
+        "secondary_edges": secondary_spp if boundary is True or boundary == "secondary" else 0,
     }
     params = _parameters(scene)
     if torch.is_grad_enabled() and any(t.requires_grad for t, _ in params):
@@ -161,7 +165,7 @@ class _Render(torch.autograd.Function):
 
 def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int = 16, max_bounces: int = 1,
                    seed: int = 0, threads: Optional[int] = None, *, edge_spp: Optional[int] = None,
-                   boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
+                   secondary_spp: int = 4, boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
     """The derivative of every pixel w.r.t. a step of one scene tensor along `direction`.
 
     Each term the reverse pass computes belongs to the pixel whose sample made it (the pixel
@@ -175,7 +179,8 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
             ``scene.camera.position``), the very object the scene holds.
         direction: same shape as ``tensor`` (default: all ones, e.g. a translation along
             x + y + z for vertices; pass a [N, 3] field for a particular motion).
-        spp, max_bounces, seed, threads, edge_spp, boundary, interior: as for ``render``.
+        spp, max_bounces, seed, threads, edge_spp, secondary_spp, boundary, interior: as for
+            ``render``.
 
     Returns:
         [H, W] float32: d(sum of the pixel's three radiance channels)/d(step).
@@ -195,6 +200,7 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
         raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} for gradients (got {max_bounces})")
     seed = v.integer(seed, "seed", minimum=0)
     edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    secondary_spp = v.integer(secondary_spp, "secondary_spp", minimum=0)
     if boundary not in (True, False, "primary", "secondary"):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     num_threads = _threads(threads)
@@ -216,6 +222,7 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     h, w = scene.camera.resolution
     ones = torch.ones((h, w, 3), dtype=torch.float32)
     out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
-                               boundary is True or boundary == "primary", boundary is True or boundary == "secondary",
+                               boundary is True or boundary == "primary",
+                               secondary_spp if boundary is True or boundary == "secondary" else 0,
                                num_threads, probe.numpy())
     return torch.from_numpy(out["probe_image"])

@@ -289,21 +289,29 @@ void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVert
 
 // ---- Secondary edges --------------------------------------------------------------------
 
-// The boundary term of the scattering integral at vertex pv: one edge sample. Adds the
-// gradient w.r.t. the edge's vertices and returns the one w.r.t. the vertex position.
-// `u` picks the edge and the point on it; `path_sampler` gives the paths that estimate the
-// incoming radiance on both sides.
-Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeTreeView& tree, const GradLayout& layout,
-                         const PathVertex& pv, Vec3 d_L, int remaining_bounces, Real u,
+// Where the edges are looked at from at vertex pv, with `remaining_bounces` after it.
+EdgeQuery edge_query(const SceneView& s, const EdgeTreeView& tree, const PathVertex& pv, int remaining_bounces) {
+    // With no bounce left and no environment, only edges in front of an area light matter.
+    bool emission_only = remaining_bounces == 0 && !s.has_envmap;
+    return EdgeQuery{pv.sp.p, pv.ng, remaining_bounces >= 1, tree.emitters, emission_only ? tree.num_emitters : -1};
+}
+
+// The boundary term of the scattering integral at vertex pv for one sampled edge `ei` (chosen
+// with probability p_edge; u_t places the point on it). Adds the gradient w.r.t. the edge's
+// vertices and returns the one w.r.t. the vertex position. `path_sampler` gives the paths that
+// estimate the incoming radiance on both sides.
+Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery& query, int ei, Real p_edge,
+                         Real u_t, const GradLayout& layout, const PathVertex& pv, Vec3 d_L, int remaining_bounces,
                          const Sampler& path_sampler, GradAccumulator& acc) {
     Vec3 x = pv.sp.p;
-    Real p_edge, u_t;
-    EdgeQuery query{x, pv.ng, remaining_bounces >= 1};
-    int ei = sample_edge_tree(s, tree, query, u, &p_edge, &u_t);
     if (ei < 0 || p_edge <= 0) return Vec3(0);
     const Edge& e = edges[ei];
     Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0)), v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
-    Vec3 m = v0 + (v1 - v0) * u_t;
+    // The point: uniform over the part of the edge that can matter (all of it, or the part in
+    // front of an emitter when only emission arrives).
+    Real t0, t1;
+    if (!emitter_interval(query, v0, v1, &t0, &t1)) return Vec3(0);
+    Vec3 m = v0 + (v1 - v0) * (t0 + (t1 - t0) * u_t);
     Vec3 w = m - x;
     Real dist = length(w);
     if (dist <= 0) return Vec3(0);
@@ -330,7 +338,7 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeTreeVi
     Real S = dot(d_L, h[0] - h[1]);
     if (S == 0) return Vec3(0);
     Real jacobian = length(cross(omega, v1 - v0)) / dist;
-    Real K = -S * jacobian / (p_edge * N_len);
+    Real K = -S * jacobian * (t1 - t0) / (p_edge * N_len);
     Vec3 g0 = cross(v1 - x, omega) * K;
     Vec3 g1 = cross(omega, v0 - x) * K;
     add_vec3(acc, layout.vertices, e.v0, g0);
@@ -357,6 +365,29 @@ void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCame
 
 // ---- The interior kernel ----------------------------------------------------------------
 
+// Sample multiplier of the pixels that a visibility boundary crosses.
+constexpr int kBoundaryPixelBoost = 16;
+
+// Whether the rays through a pixel's corners and centre disagree: some hit and some miss, they
+// hit different shapes, or their depths differ by more than 5%.
+bool on_visibility_boundary(const SceneView& s, int px, int py) {
+    const Real xs[5] = {0, 1, 0, 1, Real(0.5)}, ys[5] = {0, 0, 1, 1, Real(0.5)};
+    int shape = -2;
+    Real dmin = kInfinity, dmax = 0;
+    for (int k = 0; k < 5; ++k) {
+        Ray ray = generate_ray(s.camera, Real(px) + xs[k], Real(py) + ys[k]);
+        Hit hit;
+        int sh = intersect(s.bvh, ray, &hit) ? s.tri_shape[hit.tri] : -1;
+        if (shape != -2 && sh != shape) return true;
+        shape = sh;
+        if (sh >= 0) {
+            dmin = min_r(dmin, hit.t);
+            dmax = max_r(dmax, hit.t);
+        }
+    }
+    return shape >= 0 && dmax > dmin * Real(1.05);
+}
+
 struct InteriorTile : BackwardContext {
     EdgeTreeView tree;
     int tile_size;
@@ -370,19 +401,24 @@ struct InteriorTile : BackwardContext {
             for (int px = tx * tile_size; px < std::min(cam.width, (tx + 1) * tile_size); ++px) {
                 int pixel = py * cam.width + px;
                 acc.set_pixel(pixel);
-                Vec3 d_pix = Vec3::load(d_image + 3 * size_t(pixel)) / Real(p->spp);
+                Vec3 d_pix = Vec3::load(d_image + 3 * size_t(pixel));
                 if (is_black(d_pix)) continue;
+                // Pixels on a visibility boundary take more samples: the faces seen nearly
+                // edge-on there move their hit points by 1/cos, the largest terms of the
+                // gradient's noise.
+                int n = on_visibility_boundary(s, px, py) ? p->spp * kBoundaryPixelBoost : p->spp;
+                d_pix = d_pix / Real(n);
                 DCameraParams d_cam{};
                 uint32_t pattern_key = hash32(uint32_t(p->seed * 0x2545f491u) ^ 0x3c6ef372u, uint32_t(pixel));
-                for (int smp = 0; smp < p->spp; ++smp) {
-                    Vec2 j = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key);
+                for (int smp = 0; smp < n; ++smp) {
+                    Vec2 j = cmj_sample(uint32_t(smp), uint32_t(n), pattern_key);
                     Real sx = Real(px) + j.x, sy = Real(py) + j.y;
                     Ray ray = generate_ray(cam, sx, sy);
                     Sampler sampler(p->seed, kStreamBackward, uint64_t(pixel), uint64_t(smp));
                     Sampler edge_sampler(p->seed, kStreamEdge, uint64_t(pixel), uint64_t(smp));
                     Path path;
                     trace_path(s, ray, p->max_bounces, sampler, &path);
-                    Real u_edge0 = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
+                    Real u_edge0 = cmj_sample(uint32_t(smp), uint32_t(n), pattern_key ^ 0x5bd1e995u).y;
                     d_path(s, path, d_pix, edge_sampler, u_edge0, uint64_t(pixel), uint64_t(smp), acc, sx, sy,
                            &d_cam);
                 }
@@ -440,12 +476,28 @@ struct InteriorTile : BackwardContext {
                 if (p->interior) {
                     d_eval_material(s.texels, s.materials[pv.material_id], pv.sp.uv, d_bsdf, tex_sink, &d_uv);
                 }
-                if (p->secondary_edges) {
+                if (p->secondary_edges > 0) {
                     Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
                     // At the first vertex the pixel's samples share one stratified pattern.
                     Real u = k == 0 ? u_edge0 : edge_sampler.get(uint32_t(k));
-                    d_p += secondary_edge_term(s, edges, tree, L, pv, d_L, p->max_bounces - (k + 1), u, path_sampler,
-                                               acc);
+                    // secondary_edges samples, stratified over the edges' importance: the
+                    // opposite edges of a light (or of an occluder), whose terms cancel in
+                    // large part, are then all sampled from the same point.
+                    int n = p->secondary_edges;
+                    int remaining = p->max_bounces - (k + 1);
+                    EdgeQuery query = edge_query(s, tree, pv, remaining);
+                    EdgeCandidates candidates;
+                    // Only emission-only queries prune enough for the candidates to be few.
+                    bool few = query.num_emitters >= 0 && gather_edges(s, tree, query, &candidates);
+                    if (!few || candidates.count > 0) {
+                        for (int j = 0; j < n; ++j) {
+                            Real uj = (Real(j) + u) / Real(n), p_edge, u_t;
+                            int ei = few ? sample_candidates(candidates, uj, &p_edge, &u_t)
+                                         : sample_edge_tree(s, tree, query, uj, &p_edge, &u_t);
+                            d_p += secondary_edge_term(s, edges, query, ei, p_edge, u_t, L, pv, d_L / Real(n),
+                                                       remaining, path_sampler, acc);
+                        }
+                    }
                 }
             }
             if (!p->interior) {
@@ -470,6 +522,68 @@ struct InteriorTile : BackwardContext {
 };
 
 // ---- Primary edges ----------------------------------------------------------------------
+
+// The radiance on both sides of edge e where it crosses screen point pt (L[0] at pt - eps n, L[1]
+// at pt + eps n, in the limit eps -> 0), t the screen-space parameter of pt on the projected edge.
+// A side covered by one of the edge's own faces is shaded on that face at the edge point itself:
+// offset rays would miss a face seen nearly edge-on, whose image is a sliver thinner than any
+// offset, and bias the term in proportion to the offset. A side that no face of the edge covers
+// (beyond a silhouette or a boundary) is traced with a ray offset by a small eps. Returns false
+// when something hides the edge point from the camera (no jump there).
+bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Real t, Vec2 pt, Vec2 n, int max_bounces,
+                        const Sampler& sampler, Vec3 L[2]) {
+    const Camera& cam = s.camera;
+    // The edge point seen at pt: screen-space t to world-space t (perspective-correct).
+    Real t_w = t;
+    if (!cam.orthographic) {
+        Real z0 = dot(v0 - cam.position, cam.forward), z1 = dot(v1 - cam.position, cam.forward);
+        Real den = (1 - t) * z1 + t * z0;
+        if (!(den > 0)) return false;
+        t_w = t * z0 / den;
+    }
+    Vec3 m = v0 + (v1 - v0) * t_w;
+    Ray centre = generate_ray(cam, pt.x, pt.y);
+    Vec3 dir = cam.orthographic ? centre.dir : m - centre.org;
+    Real t_m = cam.orthographic ? dot(m - centre.org, dir) : Real(1);
+    if (!(t_m > 0)) return false;
+    if (!visible(s, centre.org, centre.org + dir * t_m)) return false;
+    // Which of the edge's faces covers each side: the side of its third vertex, the front-facing
+    // face first when both lie on one side (a silhouette).
+    int face_on[2] = {-1, -1};
+    for (int f : {e.f0, e.f1}) {
+        if (f < 0) continue;
+        const int* idx = s.indices + 3 * size_t(f);
+        int third = idx[0] != e.v0 && idx[0] != e.v1 ? idx[0] : (idx[1] != e.v0 && idx[1] != e.v1 ? idx[1] : idx[2]);
+        Vec2 q;
+        if (!project(cam, Vec3::load(s.vertices + 3 * size_t(third)), &q)) continue;
+        Real side_dot = (q.x - pt.x) * n.x + (q.y - pt.y) * n.y;
+        if (side_dot == 0) continue;
+        int side = side_dot > 0 ? 1 : 0;
+        if (face_on[side] >= 0) {
+            bool front_old = dot(face_normal_unnormalised(s, face_on[side]), dir) < 0;
+            bool front_new = dot(face_normal_unnormalised(s, f), dir) < 0;
+            if (front_old || !front_new) continue;
+        }
+        face_on[side] = f;
+    }
+    const Real eps = Real(1e-3);
+    for (int side = 0; side < 2; ++side) {
+        PrimaryInfo info;
+        int f = face_on[side];
+        if (f < 0) {
+            Real off = side == 0 ? -eps : eps;
+            L[side] = radiance(s, generate_ray(cam, pt.x + n.x * off, pt.y + n.y * off), max_bounces, sampler, &info);
+            continue;
+        }
+        // The hit on face f at the edge point: barycentrics 1 - t_w and t_w on the edge's ends.
+        const int* idx = s.indices + 3 * size_t(f);
+        Real b[3];
+        for (int k = 0; k < 3; ++k) b[k] = idx[k] == e.v0 ? 1 - t_w : (idx[k] == e.v1 ? t_w : Real(0));
+        Hit hit{t_m, f, b[1], b[2]};
+        L[side] = radiance_from(s, Ray{centre.org, dir, 0, kInfinity}, true, hit, max_bounces, sampler, &info);
+    }
+    return true;
+}
 
 struct PrimaryEdgeTile : BackwardContext {
     Distribution1D choice;   // over edges, by projected length (0 for edges that do not matter)
@@ -507,15 +621,9 @@ struct PrimaryEdgeTile : BackwardContext {
             if (is_black(d_pix)) continue;
             Vec2 n(-seg.y / seg_len, seg.x / seg_len);
             // Radiance just on either side, with the same random numbers.
-            const Real eps = Real(1e-3);
+            Sampler path_sampler(p->seed, kStreamEdge, uint64_t(0xfffffffeull), uint64_t(i));
             Vec3 L[2];
-            for (int side = 0; side < 2; ++side) {
-                Real off = side == 0 ? -eps : eps;
-                Ray ray = generate_ray(cam, pt.x + n.x * off, pt.y + n.y * off);
-                Sampler path_sampler(p->seed, kStreamEdge, uint64_t(0xfffffffeull), uint64_t(i));
-                PrimaryInfo info;
-                L[side] = radiance(s, ray, p->max_bounces, path_sampler, &info);
-            }
+            if (!primary_edge_sides(s, e, v0, v1, t, pt, n, p->max_bounces, path_sampler, L)) continue;
             // (L- - L+) times the normal velocity; pdf = p_edge / seg_len per unit length.
             Real weight = dot(d_pix, L[0] - L[1]) * seg_len / (p_edge * Real(num_samples));
             if (weight == 0) continue;
@@ -550,10 +658,10 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
     int num_edges = int(edges.size());
     // Secondary edges: chosen from each shading point through the edge tree.
     EdgeTree tree;
-    if (p.secondary_edges) tree.build(s, edges);
+    if (p.secondary_edges > 0) tree.build(s, edges);
 
     BackwardContext context{&s, &camera, &layout, &p, d_image, edges.data()};
-    if (p.interior || p.secondary_edges) {
+    if (p.interior || p.secondary_edges > 0) {
         InteriorTile k;
         static_cast<BackwardContext&>(k) = context;
         k.tree = tree.view();

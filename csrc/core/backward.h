@@ -33,7 +33,7 @@ struct BackwardParams {
     int edge_spp;         // primary edge samples per pixel of the image (total edge_spp * H * W)
     int interior;         // compute the interior (shading) terms
     int primary_edges;    // boundary terms of primary visibility
-    int secondary_edges;  // boundary terms of secondary visibility (shadows, indirect)
+    int secondary_edges;  // secondary-visibility edge samples per path vertex (shadows, indirect); 0: none
     int num_threads;
 };
 

@@ -49,6 +49,18 @@ namespace rt {
 void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
     nodes_.clear();
     edges_ = edges.data();
+    // The area lights' bounding balls, for pruning edges that cannot shadow them.
+    emitters_.clear();
+    for (int l = 0; l < s.num_lights; ++l) {
+        const ShapeData& shape = s.shapes[s.lights[l].shape_id];
+        Vec3 lo(kInfinity), hi(-kInfinity);
+        for (int v = shape.vertex_offset; v < shape.vertex_offset + shape.num_vertices; ++v) {
+            Vec3 p = Vec3::load(s.vertices + 3 * size_t(v));
+            lo = vmin(lo, p);
+            hi = vmax(hi, p);
+        }
+        if (shape.num_vertices > 0) emitters_.push_back({(lo + hi) * Real(0.5), Real(0.5) * length(hi - lo)});
+    }
     // Edges between coplanar faces never bound a discontinuity.
     std::vector<int>& items = items_;
     items.clear();

@@ -76,11 +76,18 @@ struct EdgeTreeNode {
 enum { kEdgeBoundary = 1, kEdgeCrease = 2 };
 constexpr int kEdgeTreeExactCount = 32;  // nodes this small near the point sum exact importances
 
+struct EmitterBall {
+    Vec3 c;
+    Real r;
+};
+
 struct EdgeTreeView {
     const EdgeTreeNode* nodes = nullptr;
     const Edge* edges = nullptr;
     const int* items = nullptr;  // edge indices in leaf order
     int num_nodes = 0;
+    const EmitterBall* emitters = nullptr;  // bounding balls of the area lights
+    int num_emitters = 0;
 };
 
 // Where the edges are looked at from: a surface point, its geometric normal on the side the
@@ -88,7 +95,37 @@ struct EdgeTreeView {
 struct EdgeQuery {
     Vec3 x, n;
     bool creases;
+    // When the radiance arriving at x is emission only (no bounce left after it, no
+    // environment), an edge matters only if it lies between x and an emitter: these are the
+    // emitters' bounding spheres. num_emitters < 0: light may come from any direction.
+    const EmitterBall* emitters;
+    int num_emitters;
 };
+
+// Whether a ball (c, r) can overlap the union of the segments from q.x to the emitters' balls:
+// the angle between the directions to the two balls must be within the sum of their angular
+// radii, and the ball must not lie wholly beyond the emitter. Conservative (never says no to a
+// ball that overlaps), so pruning with it keeps the estimate unbiased.
+RT_HOST_DEVICE RT_INLINE bool towards_emitters(const EdgeQuery& q, Vec3 c, Real r) {
+    if (q.num_emitters < 0) return true;
+    Vec3 e = c - q.x;
+    Real E = length(e);
+    if (E <= r) return true;
+    // Angular radii alpha (emitter) and beta (ball) by their sines and cosines; the test
+    // gamma <= alpha + beta (all in [0, pi]) as cos(gamma) >= cos(alpha + beta).
+    Real sin_b = r / E, cos_b = std::sqrt(max_r(Real(0), 1 - sin_b * sin_b));
+    for (int i = 0; i < q.num_emitters; ++i) {
+        Vec3 d = q.emitters[i].c - q.x;
+        Real rl = q.emitters[i].r;
+        Real D = length(d);
+        if (D <= rl) return true;
+        if (E - r > D + rl) continue;  // wholly beyond the emitter
+        Real sin_a = rl / D, cos_a = std::sqrt(max_r(Real(0), 1 - sin_a * sin_a));
+        Real cos_sum = cos_a * cos_b - sin_a * sin_b;
+        if (dot(d, e) >= (cos_sum - Real(1e-6)) * D * E) return true;
+    }
+    return false;
+}
 
 // Lower and upper bounds of dot(nrm, p - x) over nrm in [nmin, nmax], p in [bmin, bmax].
 RT_HOST_DEVICE RT_INLINE void facing_bounds(const EdgeTreeNode& node, Vec3 x, Real* lo, Real* hi) {
@@ -98,9 +135,69 @@ RT_HOST_DEVICE RT_INLINE void facing_bounds(const EdgeTreeNode& node, Vec3 x, Re
     for (int i = 0; i < 3; ++i) {
         Real a = node.nmin[i] * dmin[i], b = node.nmin[i] * dmax[i];
         Real c = node.nmax[i] * dmin[i], d = node.nmax[i] * dmax[i];
-        *lo += std::fmin(std::fmin(a, b), std::fmin(c, d));
-        *hi += std::fmax(std::fmax(a, b), std::fmax(c, d));
+        *lo += min_r(min_r(a, b), min_r(c, d));
+        *hi += max_r(max_r(a, b), max_r(c, d));
     }
+}
+
+// The part [*t0, *t1] of the segment a + t (b - a), t in [0, 1], whose points are seen from q.x
+// within the cone of some emitter's ball (the hull of those parts when there are several);
+// false when no part is. The points outside cannot change the emission seen through them, so
+// sampling t only inside keeps the estimate unbiased. Without emitter pruning: [0, 1].
+RT_HOST_DEVICE RT_INLINE bool emitter_interval(const EdgeQuery& q, Vec3 a, Vec3 b, Real* t0, Real* t1) {
+    *t0 = 0;
+    *t1 = 1;
+    if (q.num_emitters < 0) return true;
+    Vec3 w0 = a - q.x, e = b - a;
+    Real lo = 2, hi = -1;
+    for (int i = 0; i < q.num_emitters; ++i) {
+        Vec3 d = q.emitters[i].c - q.x;
+        Real r = q.emitters[i].r * Real(1.001) + Real(1e-6);
+        Real D = length(d);
+        if (D <= r) return true;
+        Vec3 dn = d / D;
+        Real c2 = 1 - (r / D) * (r / D), c = std::sqrt(c2);
+        // Inside the cone: dot(w, dn) >= c |w| for w = w0 + t e. The sign changes of
+        // dot(w, dn) (linear in t) and of dot(w, dn)^2 - c^2 |w|^2 (quadratic) split [0, 1]
+        // into pieces on which the test is constant: test each piece at its middle.
+        Real p0 = dot(w0, dn), pe = dot(e, dn);
+        Real A = pe * pe - c2 * dot(e, e), B = 2 * (p0 * pe - c2 * dot(w0, e)), C = p0 * p0 - c2 * dot(w0, w0);
+        Real cuts[6] = {0, 1, 0, 0, 0, 0};
+        int n = 2;
+        if (pe != 0) cuts[n++] = -p0 / pe;
+        if (std::fabs(A) > Real(1e-12) * (std::fabs(B) + std::fabs(C) + Real(1e-30))) {
+            Real disc = B * B - 4 * A * C;
+            if (disc >= 0) {
+                Real sq = std::sqrt(disc);
+                cuts[n++] = (-B - sq) / (2 * A);
+                cuts[n++] = (-B + sq) / (2 * A);
+            }
+        } else if (B != 0) {
+            cuts[n++] = -C / B;
+        }
+        // Sort the cuts that fall inside [0, 1].
+        Real ts[6];
+        int m = 0;
+        for (int k = 0; k < n; ++k) {
+            if (cuts[k] >= 0 && cuts[k] <= 1) ts[m++] = cuts[k];
+        }
+        for (int k = 1; k < m; ++k) {
+            for (int j = k; j > 0 && ts[j] < ts[j - 1]; --j) std::swap(ts[j], ts[j - 1]);
+        }
+        for (int k = 0; k + 1 < m; ++k) {
+            if (ts[k + 1] <= ts[k]) continue;
+            Vec3 w = w0 + e * (Real(0.5) * (ts[k] + ts[k + 1]));
+            if (dot(w, dn) >= c * length(w)) {
+                lo = min_r(lo, ts[k]);
+                hi = max_r(hi, ts[k + 1]);
+            }
+        }
+    }
+    if (!(hi > lo)) return false;
+    // Room for the rounding of the cuts.
+    *t0 = max_r(Real(0), lo - Real(1e-4));
+    *t1 = min_r(Real(1), hi + Real(1e-4));
+    return true;
 }
 
 // The largest height above the tangent plane (x, n) of a box's corners.
@@ -116,10 +213,13 @@ RT_HOST_DEVICE RT_INLINE Real edge_importance(const SceneView& s, const Edge& e,
     Real scale = Real(1e-6) * (length(a - q.x) + length(b - q.x));
     if (dot(q.n, a - q.x) <= scale && dot(q.n, b - q.x) <= scale) return 0;
     if (!edge_matters(s, e, q.x, false, Vec3(0), q.creases)) return 0;
-    Vec3 bmin = vmin(a, b), bmax = vmax(a, b);
+    Real t0, t1;
+    if (!emitter_interval(q, a, b, &t0, &t1)) return 0;
+    Vec3 a_in = a + (b - a) * t0, b_in = a + (b - a) * t1;  // the part that can matter
+    Vec3 bmin = vmin(a_in, b_in), bmax = vmax(a_in, b_in);
     Vec3 d = vmax(vmax(bmin - q.x, q.x - bmax), Vec3(0));
-    Real len = length(b - a);
-    return len / std::fmax(length_squared(d), std::fmax(Real(0.25) * len * len, Real(1e-12)));
+    Real len = length(b_in - a_in);
+    return len / max_r(length_squared(d), max_r(Real(0.25) * len * len, Real(1e-12)));
 }
 
 RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const SceneView& s, const EdgeTreeView& tree,
@@ -128,6 +228,7 @@ RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const SceneView& s, const Edg
     if (height_above(n.bmin, n.bmax, q) <= 0) return 0;
     Vec3 d = vmax(vmax(n.bmin - q.x, q.x - n.bmax), Vec3(0));
     Real r2 = Real(0.25) * length_squared(n.bmax - n.bmin);
+    if (!towards_emitters(q, (n.bmin + n.bmax) * Real(0.5), std::sqrt(r2))) return 0;
     Real d2 = length_squared(d);
     if (d2 <= r2 && n.count <= kEdgeTreeExactCount) {
         Real sum = 0;
@@ -139,7 +240,7 @@ RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const SceneView& s, const Edg
         facing_bounds(n, q.x, &lo, &hi);
         if (lo > 0 || hi < 0) return 0;  // every face below faces the same way: no silhouette
     }
-    return n.length / std::fmax(d2, std::fmax(r2, Real(1e-12)));
+    return n.length / max_r(d2, max_r(r2, Real(1e-12)));
 }
 
 // Chooses an edge that may matter as seen from q; returns its index and probability in *pmf, or
@@ -174,15 +275,78 @@ RT_HOST_DEVICE RT_INLINE int sample_edge_tree(const SceneView& s, const EdgeTree
     return tree.items[tree.nodes[node].first];
 }
 
+// The edges that may matter from a point, with their exact importances, when there are few of
+// them (as when only emission arrives and the tree prunes all but the edges in front of the
+// lights). Sampling these by their exact importance beats descending the tree's bounds.
+constexpr int kMaxEdgeCandidates = 32;
+struct EdgeCandidates {
+    int count;
+    int edge[kMaxEdgeCandidates];
+    Real cdf[kMaxEdgeCandidates + 1];  // cumulative importance, unnormalised
+};
+
+// Fills *c and returns true, or returns false when more than kMaxEdgeCandidates edges may matter
+// (or finding out takes long).
+RT_HOST_DEVICE RT_INLINE bool gather_edges(const SceneView& s, const EdgeTreeView& tree, const EdgeQuery& q,
+                                           EdgeCandidates* c) {
+    c->count = 0;
+    c->cdf[0] = 0;
+    if (tree.num_nodes == 0) return true;
+    int stack[64];
+    int top = 0;
+    stack[top++] = 0;
+    int budget = 4 * kMaxEdgeCandidates;  // nodes visited before giving up
+    while (top > 0) {
+        if (--budget < 0) return false;
+        const EdgeTreeNode& n = tree.nodes[stack[--top]];
+        if (n.count == 1) {
+            int ei = tree.items[n.first];
+            Real w = edge_importance(s, tree.edges[ei], q);
+            if (!(w > 0)) continue;
+            if (c->count == kMaxEdgeCandidates) return false;
+            c->edge[c->count] = ei;
+            c->cdf[c->count + 1] = c->cdf[c->count] + w;
+            ++c->count;
+            continue;
+        }
+        if (!(edge_node_importance(s, tree, n, q) > 0)) continue;
+        if (top + 2 > 64) return false;
+        stack[top++] = n.right;
+        stack[top++] = n.left;
+    }
+    return true;
+}
+
+// Picks a candidate in proportion to its importance; returns its edge index and probability, and
+// u rescaled within the choice.
+RT_HOST_DEVICE RT_INLINE int sample_candidates(const EdgeCandidates& c, Real u, Real* pmf, Real* u_remapped) {
+    *pmf = 0;
+    Real total = c.count > 0 ? c.cdf[c.count] : 0;
+    if (!(total > 0)) return -1;
+    Real target = u * total;
+    int i = 0;
+    while (i + 1 < c.count && c.cdf[i + 1] <= target) ++i;
+    Real w = c.cdf[i + 1] - c.cdf[i];
+    if (!(w > 0)) return -1;
+    *pmf = w / total;
+    Real r = (target - c.cdf[i]) / w;
+    *u_remapped = r < Real(0.99999994) ? (r > 0 ? r : Real(0)) : Real(0.99999994);
+    return c.edge[i];
+}
+
 class EdgeTree {
 public:
     // Builds over the edges that can ever matter (not those between coplanar faces).
     void build(const SceneView& scene, const std::vector<Edge>& edges);
-    EdgeTreeView view() const { return EdgeTreeView{nodes_.data(), edges_, items_.data(), int(nodes_.size())}; }
+    EdgeTreeView view() const {
+        return EdgeTreeView{nodes_.data(), edges_, items_.data(), int(nodes_.size()), emitters_.data(),
+                            int(emitters_.size())};
+    }
 
 private:
     std::vector<EdgeTreeNode> nodes_;
     std::vector<int> items_;
+    std::vector<EmitterBall> emitters_;
     const Edge* edges_ = nullptr;
 };
 

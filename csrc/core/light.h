@@ -15,7 +15,7 @@ namespace rt {
 
 // Lat-long mapping, y up: theta = acos(d.y), phi = atan2(d.x, -d.z); u = phi / 2pi + 1/2, v = theta / pi.
 RT_HOST_DEVICE RT_INLINE Vec2 direction_to_envmap_uv(Vec3 d) {
-    Real cos_theta = std::fmin(std::fmax(d.y, Real(-1)), Real(1));
+    Real cos_theta = min_r(max_r(d.y, Real(-1)), Real(1));
     Real theta = std::acos(cos_theta);
     Real phi = std::atan2(d.x, -d.z);
     return Vec2(phi * kInvTwoPi + Real(0.5), theta * kInvPi);
@@ -101,7 +101,7 @@ RT_HOST_DEVICE RT_INLINE Real envmap_pdf(const EnvmapData& env, Vec3 d) {
     int j = int(uv.x * Real(env.width)), i = int(uv.y * Real(env.height));
     j = j < 0 ? 0 : (j >= env.width ? env.width - 1 : j);
     i = i < 0 ? 0 : (i >= env.height ? env.height - 1 : i);
-    Real sin_theta = std::sqrt(std::fmax(Real(0), 1 - dn.y * dn.y));
+    Real sin_theta = std::sqrt(max_r(Real(0), 1 - dn.y * dn.y));
     if (sin_theta <= 0) return 0;
     Real p = env.texel_pmf[size_t(i) * env.width + j];
     return p * Real(env.width) * Real(env.height) / (2 * kPi * kPi * sin_theta);

@@ -135,7 +135,7 @@ RT_HOST_DEVICE RT_INLINE BSDFParams eval_material(const Real* texels, const Mate
     BSDFParams p;
     p.kd = texture_lookup(texels, m.diffuse, uv);
     p.ks = texture_lookup(texels, m.specular, uv);
-    p.alpha = std::fmax(texture_lookup(texels, m.roughness, uv).x, kMinAlpha);
+    p.alpha = max_r(texture_lookup(texels, m.roughness, uv).x, kMinAlpha);
     return p;
 }
 
@@ -175,7 +175,7 @@ RT_HOST_DEVICE RT_INLINE void d_ggx_d(Real cos_h, Real alpha, Real d_out, Real* 
 RT_HOST_DEVICE RT_INLINE Real smith_g1(Real cos_w, Real alpha) {
     if (cos_w <= 0) return 0;
     Real c2 = cos_w * cos_w;
-    Real tan2 = std::fmax(Real(0), 1 - c2) / c2;
+    Real tan2 = max_r(Real(0), 1 - c2) / c2;
     return 2 / (1 + std::sqrt(1 + alpha * alpha * tan2));
 }
 
@@ -183,7 +183,7 @@ RT_HOST_DEVICE RT_INLINE Real smith_g1(Real cos_w, Real alpha) {
 RT_HOST_DEVICE RT_INLINE void d_smith_g1(Real cos_w, Real alpha, Real d_out, Real* d_cos_w, Real* d_alpha) {
     if (cos_w <= 0) return;
     Real c2 = cos_w * cos_w;
-    Real tan2 = std::fmax(Real(0), 1 - c2) / c2;
+    Real tan2 = max_r(Real(0), 1 - c2) / c2;
     Real s = std::sqrt(1 + alpha * alpha * tan2);
     Real d_s = d_out * (-2 / ((1 + s) * (1 + s)));
     *d_alpha += d_s * alpha * tan2 / s;
@@ -194,17 +194,17 @@ RT_HOST_DEVICE RT_INLINE void d_smith_g1(Real cos_w, Real alpha, Real d_out, Rea
 // several production renderers): 1 for any real specular colour (f0 >= 0.02), but going to 0
 // with f0, so the lobe fades out continuously as ks -> 0 instead of keeping a grazing sheen
 // that jumps off at ks = 0 exactly (where gradients w.r.t. ks would be lost).
-RT_HOST_DEVICE RT_INLINE Real fresnel_f90(Vec3 f0) { return std::fmin(Real(1), 50 * luminance(f0)); }
+RT_HOST_DEVICE RT_INLINE Real fresnel_f90(Vec3 f0) { return min_r(Real(1), 50 * luminance(f0)); }
 
 RT_HOST_DEVICE RT_INLINE Vec3 schlick_fresnel(Vec3 f0, Real cos_d) {
-    Real m = std::fmin(std::fmax(1 - cos_d, Real(0)), Real(1));
+    Real m = min_r(max_r(1 - cos_d, Real(0)), Real(1));
     Real m5 = (m * m) * (m * m) * m;
     return f0 + (Vec3(fresnel_f90(f0)) - f0) * m5;
 }
 
 // F = f0 + (F90(f0) - f0) m^5, m = clamp(1 - cos_d, 0, 1).
 RT_HOST_DEVICE RT_INLINE void d_schlick_fresnel(Vec3 f0, Real cos_d, Vec3 d_out, Vec3* d_f0, Real* d_cos_d) {
-    Real m = std::fmin(std::fmax(1 - cos_d, Real(0)), Real(1));
+    Real m = min_r(max_r(1 - cos_d, Real(0)), Real(1));
     Real m4 = (m * m) * (m * m);
     Real f90 = fresnel_f90(f0);
     *d_f0 += d_out * (1 - m4 * m);
@@ -334,9 +334,9 @@ RT_HOST_DEVICE RT_INLINE bool bsdf_sample(const BSDFParams& p, Vec3 wo, Vec3 u, 
         if (wo.z <= 0) return false;
         // A microfacet normal from D(h) cos(theta_h), reflected about.
         Real a2 = p.alpha * p.alpha;
-        Real tan2 = a2 * u.y / std::fmax(1 - u.y, Real(1e-12));
+        Real tan2 = a2 * u.y / max_r(1 - u.y, Real(1e-12));
         Real cos_h = 1 / std::sqrt(1 + tan2);
-        Real sin_h = std::sqrt(std::fmax(Real(0), 1 - cos_h * cos_h));
+        Real sin_h = std::sqrt(max_r(Real(0), 1 - cos_h * cos_h));
         Real phi = 2 * kPi * u.z;
         Vec3 h(sin_h * std::cos(phi), sin_h * std::sin(phi), cos_h);
         Real wo_h = dot(wo, h);

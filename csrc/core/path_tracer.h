@@ -59,13 +59,13 @@ RT_HOST_DEVICE RT_INLINE bool visible(const SceneView& s, Vec3 p, Vec3 q) {
     return !occluded(s.bvh, shadow);
 }
 
-RT_HOST_DEVICE RT_INLINE Vec3 radiance(const SceneView& s, Ray ray, int max_bounces, const Sampler& sampler,
-                                       PrimaryInfo* primary) {
+// The radiance arriving along `ray`, whose first hit is given (`found`, `hit`): the path
+// tracer's estimate. radiance() below finds the hit itself.
+RT_HOST_DEVICE RT_INLINE Vec3 radiance_from(const SceneView& s, Ray ray, bool found, Hit hit, int max_bounces,
+                                            const Sampler& sampler, PrimaryInfo* primary) {
     Vec3 L(0), beta(1);
     Real prev_bsdf_pdf = 0;  // solid-angle pdf of the BSDF sample that produced `ray`
     Vec3 prev_p;             // where that ray started
-    Hit hit;
-    bool found = intersect(s.bvh, ray, &hit);
     primary->hit = found;
     for (int bounce = 0;; ++bounce) {
         // Escaped: the environment, MIS-weighted against environment sampling.
@@ -171,6 +171,13 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance(const SceneView& s, Ray ray, int max_boun
         found = intersect(s.bvh, ray, &hit);
     }
     return L;
+}
+
+RT_HOST_DEVICE RT_INLINE Vec3 radiance(const SceneView& s, Ray ray, int max_bounces, const Sampler& sampler,
+                                       PrimaryInfo* primary) {
+    Hit hit;
+    bool found = intersect(s.bvh, ray, &hit);
+    return radiance_from(s, ray, found, hit, max_bounces, sampler, primary);
 }
 
 // Renders pixels into `out` ([height, width, total channel width], float32).

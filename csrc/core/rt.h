@@ -32,4 +32,10 @@ constexpr Real kInvPi = Real(0.31830988618379067154);
 constexpr Real kInvTwoPi = Real(0.15915494309189533577);
 constexpr Real kInfinity = Real(1e30);  // "no hit"; converted to +inf at the Python boundary
 
+// min and max of finite numbers (all scene data is checked finite at the boundary): unlike
+// std::fmin/fmax, which must handle NaN and compile to a library call without
+// -ffinite-math-only, these become single instructions.
+RT_HOST_DEVICE RT_INLINE Real min_r(Real a, Real b) { return a < b ? a : b; }
+RT_HOST_DEVICE RT_INLINE Real max_r(Real a, Real b) { return a > b ? a : b; }
+
 }  // namespace rt

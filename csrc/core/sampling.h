@@ -19,7 +19,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 sample_cosine_hemisphere(Vec2 u) {
         r = b; phi = (kPi / 2) - (kPi / 4) * (a / b);
     }
     Real x = r * std::cos(phi), y = r * std::sin(phi);
-    Real z = std::sqrt(std::fmax(Real(0), 1 - x * x - y * y));
+    Real z = std::sqrt(max_r(Real(0), 1 - x * x - y * y));
     return Vec3(x, y, z);
 }
 RT_HOST_DEVICE RT_INLINE Real cosine_hemisphere_pdf(Real cos_theta) {

@@ -123,7 +123,7 @@ RT_HOST_DEVICE RT_INLINE Real triangle_area(const SceneView& s, int tri) {
 
 // An offset origin for rays leaving a surface on the side of `n`, past intersection error.
 RT_HOST_DEVICE RT_INLINE Vec3 offset_ray_origin(Vec3 p, Vec3 n) {
-    Real scale = std::fmax(Real(1), max_component(Vec3(std::fabs(p.x), std::fabs(p.y), std::fabs(p.z))));
+    Real scale = max_r(Real(1), max_component(Vec3(std::fabs(p.x), std::fabs(p.y), std::fabs(p.z))));
     return p + n * (Real(1e-4) * scale);
 }
 

@@ -77,12 +77,12 @@ RT_HOST_DEVICE RT_INLINE void d_cross(Vec3 a, Vec3 b, Vec3 d_out, Vec3* d_a, Vec
 }
 
 RT_HOST_DEVICE RT_INLINE Vec3 vmin(Vec3 a, Vec3 b) {
-    return Vec3(std::fmin(a.x, b.x), std::fmin(a.y, b.y), std::fmin(a.z, b.z));
+    return Vec3(min_r(a.x, b.x), min_r(a.y, b.y), min_r(a.z, b.z));
 }
 RT_HOST_DEVICE RT_INLINE Vec3 vmax(Vec3 a, Vec3 b) {
-    return Vec3(std::fmax(a.x, b.x), std::fmax(a.y, b.y), std::fmax(a.z, b.z));
+    return Vec3(max_r(a.x, b.x), max_r(a.y, b.y), max_r(a.z, b.z));
 }
-RT_HOST_DEVICE RT_INLINE Real max_component(Vec3 a) { return std::fmax(a.x, std::fmax(a.y, a.z)); }
+RT_HOST_DEVICE RT_INLINE Real max_component(Vec3 a) { return max_r(a.x, max_r(a.y, a.z)); }
 RT_HOST_DEVICE RT_INLINE Real luminance(Vec3 c) {
     return Real(0.212671) * c.x + Real(0.715160) * c.y + Real(0.072169) * c.z;
 }
