@@ -6,6 +6,7 @@
 - `camera_rays(...)`: one ray through each pixel centre, following the camera model of the API
   contract (pixel (0, 0) top-left, horizontal fov).
 - `random_rays(...)`: origins uniform in a box, directions uniform on the sphere.
+- `weld(...)`: merges bit-identical vertices (the seams of `cube_sphere`).
 - `reference_scene(...)`: the scene of bench_render.py (and of the gradient benchmark): a smooth
   diffuse sphere of about 10k triangles on a ground plane, lit by one small area light.
 
@@ -82,6 +83,25 @@ def cube_sphere(n: int, bump: float = 0.0, radius: float = 1.0
     return vertices, indices, d.astype(np.float32)
 
 
+def weld(vertices: np.ndarray, indices: np.ndarray, normals: np.ndarray
+         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merges vertices whose positions are bit-identical: (vertices [K, 3], indices [M, 3] int32,
+    normals [K, 3]), K <= N, each kept vertex with the normal of its first copy.
+
+    `cube_sphere` gives each cube face its own vertices, so every seam edge appears twice, each
+    time with one face: a renderer that finds edges by vertex index sees two open boundaries
+    there (always candidates for the boundary term) instead of one interior edge. Welded, the
+    cube-sphere is closed and manifold (6 n^2 + 2 vertices). The triangles, their order and
+    their corner positions are unchanged, so a forward render is the same.
+    """
+    unique, first, inverse = np.unique(vertices, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # keep the vertices in the order of their first copy
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    new_indices = rank[inverse.reshape(-1)][indices].astype(np.int32)
+    return vertices[first[order]], new_indices, normals[first[order]]
+
+
 # ---------------------------------------------------------------------------------------------
 # Rays
 # ---------------------------------------------------------------------------------------------
@@ -130,20 +150,24 @@ REFERENCE_CAMERA = dict(position=(0.0, 1.0, 5.0), look_at=(0.0, -0.3, 0.0), up=(
 REFERENCE_SPHERE_N = 29  # 12 * 29^2 = 10,092 triangles
 
 
-def reference_sphere_mesh(n: int = REFERENCE_SPHERE_N
+def reference_sphere_mesh(n: int = REFERENCE_SPHERE_N, welded: bool = False
                           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The reference scene's unit sphere at the origin: (vertices, indices, smooth normals)."""
-    return cube_sphere(n)
+    """The reference scene's unit sphere at the origin: (vertices, indices, smooth normals);
+    `welded`: seams merged (`weld`), 6 n^2 + 2 vertices instead of 6 (n + 1)^2."""
+    mesh = cube_sphere(n)
+    return weld(*mesh) if welded else mesh
 
 
 def reference_scene(resolution: Tuple[int, int] = (256, 256), sphere_n: int = REFERENCE_SPHERE_N,
-                    sphere_vertices: Optional["torch.Tensor"] = None):
+                    sphere_vertices: Optional["torch.Tensor"] = None, welded: bool = False):
     """A raytrace.Scene: a diffuse unit sphere of 12 sphere_n^2 triangles (smooth normals) resting
     on a 10 x 10 diffuse ground plane (y = -1), lit by a 1 x 1 area light facing down at y = 3.
 
     Shapes: 0 sphere, 1 ground, 2 light. Pass `sphere_vertices` ([6 (sphere_n+1)^2, 3], e.g. a
     leaf tensor with requires_grad) to use them in place of the generated sphere vertices (the
-    gradient benchmark does); the normals stay those of the unit sphere.
+    gradient benchmark does); the normals stay those of the unit sphere. `welded`: the sphere's
+    seams merged (see `weld`; the gradient benchmark uses it, bench_render.py and the shipped
+    scenes/sphere_light do not; the rendered image is the same either way).
     """
     import torch
     import raytrace as rt
@@ -152,7 +176,7 @@ def reference_scene(resolution: Tuple[int, int] = (256, 256), sphere_n: int = RE
     camera = rt.Camera(REFERENCE_CAMERA["position"], REFERENCE_CAMERA["look_at"],
                        REFERENCE_CAMERA["up"], fov=REFERENCE_CAMERA["fov"],
                        resolution=(height, width))
-    vertices, indices, normals = reference_sphere_mesh(sphere_n)
+    vertices, indices, normals = reference_sphere_mesh(sphere_n, welded)
     if sphere_vertices is None:
         sphere_vertices = torch.from_numpy(vertices)
     sphere = rt.Shape(sphere_vertices, torch.from_numpy(indices), 0,
