@@ -35,6 +35,7 @@ ADJOINTS = [
     "d_schlick_fresnel",
     "d_schlick_fresnel[small f0]",
     "d_bsdf_eval_world",
+    "d_terminator",
     "d_texture_lookup[rgb]",
     "d_texture_lookup[gray]",
     "d_texture_lookup[1x1]",

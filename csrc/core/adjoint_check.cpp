@@ -421,6 +421,36 @@ Problem problem_smith_g1(Rng& rng) {
     return pr;
 }
 
+// The terminator factor inside its band (wi just above the geometric horizon), as a function of
+// raw (unnormalised) normals.
+Problem problem_terminator(Rng& rng) {
+    Problem pr;
+    // t = elevation / tilt stays within [0.25, 0.8], away from the band's ends where S'' jumps.
+    Real tilt = rng.uniform(0.1, 0.3);  // radians between ns and ng
+    Real elevation = tilt * rng.uniform(0.35, 0.65);
+    pr.add_vec3(Vec3(rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01), 1), Real(0.005));
+    pr.add_vec3(Vec3(std::sin(tilt), 0, std::cos(tilt)), Real(0.005));
+    Real phi = rng.uniform(-0.5, 0.5);
+    pr.add_vec3(Vec3(std::cos(elevation) * std::cos(phi), std::cos(elevation) * std::sin(phi), std::sin(elevation)),
+                Real(0.005));
+    pr.num_outputs = 1;
+    pr.forward = [](const Real* x, Real* y) {
+        y[0] = terminator(normalize(Vec3::load(x)), normalize(Vec3::load(x + 3)), Vec3::load(x + 6));
+    };
+    pr.adjoint = [](const Real* x, const Real* d_y, Real* d_x) {
+        Vec3 a = Vec3::load(x), b = Vec3::load(x + 3), wi = Vec3::load(x + 6);
+        Vec3 d_ng(0), d_ns(0), d_wi(0);
+        d_terminator(normalize(a), normalize(b), wi, d_y[0], &d_ng, &d_ns, &d_wi);
+        Vec3 g0 = d_normalize(a, d_ng), g1 = d_normalize(b, d_ns);
+        for (int k = 0; k < 3; ++k) {
+            d_x[k] += g0[k];
+            d_x[3 + k] += g1[k];
+            d_x[6 + k] += d_wi[k];
+        }
+    };
+    return pr;
+}
+
 // small_f0: specular colours below 0.02, where the grazing reflectance F90 depends on f0.
 Problem problem_schlick_fresnel(Rng& rng, bool small_f0) {
     Problem pr;
@@ -774,6 +804,7 @@ std::vector<AdjointCheckResult> run_adjoint_checks(uint64_t seed, int trials) {
         {"d_schlick_fresnel", [](Rng& r) { return problem_schlick_fresnel(r, false); }, true},
         {"d_schlick_fresnel[small f0]", [](Rng& r) { return problem_schlick_fresnel(r, true); }, true},
         {"d_bsdf_eval_world", problem_bsdf_eval_world, true},
+        {"d_terminator", problem_terminator, true},
         {"d_texture_lookup[rgb]", [](Rng& r) { return problem_texture_lookup(r, 3, false); }, true},
         {"d_texture_lookup[gray]", [](Rng& r) { return problem_texture_lookup(r, 1, false); }, true},
         {"d_texture_lookup[1x1]", [](Rng& r) { return problem_texture_lookup(r, 3, true); }, true},

@@ -172,7 +172,7 @@ void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sam
         Vec3 wi = frame.to_world(wi_local);
         if (dot(wi, pv.ng) <= 0) break;
         Vec3 f = bsdf_eval(pv.bsdf, wo_local, wi_local);
-        beta *= f * (wi_local.z / pdf);
+        beta *= f * (wi_local.z * terminator(pv.ng, pv.ns, wi) / pdf);
         if (is_black(beta)) break;
         pv.has_next = 1;
         pv.next_wi = wi;
@@ -191,11 +191,13 @@ void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sam
         if (pv.light_id >= 0) L_out += s.lights[pv.light_id].intensity * pv.emit_weight;
         if (pv.nee_kind != kNeeNone) {
             Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi);
-            L_out += f * pv.nee_Le * (dot(pv.ns, pv.nee_wi) * pv.nee_scale);
+            Real S = terminator(pv.ng, pv.ns, pv.nee_wi);
+            L_out += f * pv.nee_Le * (dot(pv.ns, pv.nee_wi) * S * pv.nee_scale);
         }
         if (pv.has_next) {
             Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi);
-            L_out += f * pv.L_in * (dot(pv.ns, pv.next_wi) / pv.next_pdf);
+            Real S = terminator(pv.ng, pv.ns, pv.next_wi);
+            L_out += f * pv.L_in * (dot(pv.ns, pv.next_wi) * S / pv.next_pdf);
         }
         L_next = L_out;
     }
@@ -226,7 +228,7 @@ void add_vec3(GradAccumulator& acc, int base, int index, Vec3 g) {
 // Back-propagates gradients w.r.t. a vertex's position, shading normal and uv to the mesh
 // and to the ray that found it (through the barycentrics of the ray-plane intersection).
 void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVertex& pv, Vec3 d_p, Vec3 d_ns,
-                    Vec2 d_uv, GradAccumulator& acc, Vec3* d_org, Vec3* d_dir) {
+                    Vec3 d_ng, Vec2 d_uv, GradAccumulator& acc, Vec3* d_org, Vec3* d_dir) {
     TriangleVerts tv = load_triangle(s, pv.hit.tri);
     Real t, b1, b2;
     if (!intersect_triangle(pv.ray.org, pv.ray.dir, tv.v[0], tv.v[1], tv.v[2], &t, &b1, &b2)) return;
@@ -258,9 +260,13 @@ void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVert
             }
         }
     } else {
+        d_ng += d_ns;  // flat shading: the shading normal is the geometric one
+    }
+    // Geometric normal (pv.ng = side * normalize(cross(v1 - v0, v2 - v0))).
+    if (!is_black(d_ng)) {
         Vec3 c = cross(tv.v[1] - tv.v[0], tv.v[2] - tv.v[0]);
         if (length(c) > 0) {
-            Vec3 d_c = d_normalize(c, d_ns * pv.side);
+            Vec3 d_c = d_normalize(c, d_ng * pv.side);
             Vec3 d_e1, d_e2;
             d_cross(tv.v[1] - tv.v[0], tv.v[2] - tv.v[0], d_c, &d_e1, &d_e2);
             d_v[1] += d_e1;
@@ -324,7 +330,7 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery&
     // it and taken at omega; only the incoming radiance jumps.
     Real c = dot(pv.ns, omega);
     if (c <= 0 || dot(pv.ng, omega) <= 0) return Vec3(0);
-    Vec3 fc = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, omega) * c;
+    Vec3 fc = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, omega) * (c * terminator(pv.ng, pv.ns, omega));
     if (is_black(fc)) return Vec3(0);
     const Real eps = Real(1e-4);
     Vec3 origin = offset_ray_origin(x, pv.ng);
@@ -444,7 +450,7 @@ struct InteriorTile : BackwardContext {
         for (int k = path.n - 1; k >= 0; --k) {
             const PathVertex& pv = path.v[k];
             Vec3 d_L = d_pix * pv.beta;
-            Vec3 d_p = d_x_next, d_ns(0), d_wo(0);
+            Vec3 d_p = d_x_next, d_ns(0), d_ng(0), d_wo(0);
             Vec2 d_uv(0, 0);
             d_x_next = Vec3(0);
             if (p->interior && pv.light_id >= 0) add_vec3(acc, L.lights, pv.light_id, d_L * pv.emit_weight);
@@ -453,11 +459,13 @@ struct InteriorTile : BackwardContext {
                 if (p->interior && pv.nee_kind != kNeeNone) {
                     Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi);
                     Real c = dot(pv.ns, pv.nee_wi);
-                    Vec3 d_f = d_L * pv.nee_Le * (c * pv.nee_scale);
-                    Real d_c = dot(d_L, f * pv.nee_Le) * pv.nee_scale;
-                    Vec3 d_Le = d_L * f * (c * pv.nee_scale);
+                    Real S = terminator(pv.ng, pv.ns, pv.nee_wi);
+                    Vec3 d_f = d_L * pv.nee_Le * (c * S * pv.nee_scale);
+                    Real d_cS = dot(d_L, f * pv.nee_Le) * pv.nee_scale;  // w.r.t. c * S
+                    Vec3 d_Le = d_L * f * (c * S * pv.nee_scale);
                     d_bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi, d_f, &d_bsdf, &d_ns, &d_wo, &unused);
-                    d_ns += pv.nee_wi * d_c;
+                    d_ns += pv.nee_wi * (d_cS * S);
+                    d_terminator(pv.ng, pv.ns, pv.nee_wi, d_cS * c, &d_ng, &d_ns, &unused);
                     if (pv.nee_kind == kNeeArea) {
                         add_vec3(acc, L.lights, pv.nee_light, d_Le);
                     } else {
@@ -467,11 +475,13 @@ struct InteriorTile : BackwardContext {
                 if (p->interior && pv.has_next) {
                     Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi);
                     Real c = dot(pv.ns, pv.next_wi);
+                    Real S = terminator(pv.ng, pv.ns, pv.next_wi);
                     Vec3 d_T = d_L * pv.L_in;
-                    Vec3 d_f = d_T * (c / pv.next_pdf);
-                    Real d_c = dot(d_T, f) / pv.next_pdf;
+                    Vec3 d_f = d_T * (c * S / pv.next_pdf);
+                    Real d_cS = dot(d_T, f) / pv.next_pdf;
                     d_bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi, d_f, &d_bsdf, &d_ns, &d_wo, &unused);
-                    d_ns += pv.next_wi * d_c;
+                    d_ns += pv.next_wi * (d_cS * S);
+                    d_terminator(pv.ng, pv.ns, pv.next_wi, d_cS * c, &d_ng, &d_ns, &unused);
                 }
                 if (p->interior) {
                     d_eval_material(s.texels, s.materials[pv.material_id], pv.sp.uv, d_bsdf, tex_sink, &d_uv);
@@ -491,7 +501,7 @@ struct InteriorTile : BackwardContext {
                     bool few = query.num_emitters >= 0 && gather_edges(s, tree, query, &candidates);
                     if (!few || candidates.count > 0) {
                         for (int j = 0; j < n; ++j) {
-                            Real uj = (Real(j) + u) / Real(n), p_edge, u_t;
+                            Real uj = (Real(j) + u) / Real(n), p_edge = 0, u_t = 0;
                             int ei = few ? sample_candidates(candidates, uj, &p_edge, &u_t)
                                          : sample_edge_tree(s, tree, query, uj, &p_edge, &u_t);
                             d_p += secondary_edge_term(s, edges, query, ei, p_edge, u_t, L, pv, d_L / Real(n),
@@ -503,13 +513,14 @@ struct InteriorTile : BackwardContext {
             if (!p->interior) {
                 // Only the boundary terms: the vertex position still carries their gradient.
                 d_ns = Vec3(0);
+                d_ng = Vec3(0);
                 d_wo = Vec3(0);
                 d_uv = Vec2(0, 0);
             }
             Vec3 d_org(0), d_dir(0);
             // wo = -normalize(ray.dir): only the camera ray's direction varies.
             if (k == 0) d_dir += -d_normalize(pv.ray.dir, d_wo);
-            d_hit_geometry(s, L, pv, d_p, d_ns, d_uv, acc, &d_org, &d_dir);
+            d_hit_geometry(s, L, pv, d_p, d_ns, d_ng, d_uv, acc, &d_org, &d_dir);
             if (k == 0) {
                 d_cam_org += d_org;
                 d_cam_dir += d_dir;
@@ -675,16 +686,29 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         // Edges that matter from the camera, by projected length.
         std::vector<Real> screen_lengths(num_edges, 0);
         bool creases = p.max_bounces >= 1;
+        std::vector<EmitterBall> balls = emitter_balls(s);
         for (int i = 0; i < num_edges; ++i) {
             const Edge& e = edges[i];
-            if (!edge_matters(s, e, cam.position, cam.orthographic != 0, cam.forward, creases)) continue;
+            // Smooth shapes' edges where the terminator factor may differ on the two faces are
+            // sampled too, at a quarter of the density (their jumps are small and rare).
+            Real density = 1;
+            if (!edge_matters(s, e, cam.position, cam.orthographic != 0, cam.forward, creases)) {
+                if (!(creases && s.shapes[e.shape].has_normals &&
+                      dot(face_normal_unnormalised(s, e.f0), face_normal_unnormalised(s, e.f1 >= 0 ? e.f1 : e.f0)) <
+                          (1 - Real(1e-6)) * length(face_normal_unnormalised(s, e.f0)) *
+                              length(face_normal_unnormalised(s, e.f1 >= 0 ? e.f1 : e.f0)) &&
+                      smooth_edge_may_jump(s, e, p.max_bounces >= 2, balls))) {
+                    continue;
+                }
+                density = Real(0.25);
+            }
             Vec2 s0, s1;
             if (!project(cam, Vec3::load(s.vertices + 3 * size_t(e.v0)), &s0) ||
                 !project(cam, Vec3::load(s.vertices + 3 * size_t(e.v1)), &s1)) {
                 continue;
             }
             Vec2 d = s1 - s0;
-            screen_lengths[i] = std::sqrt(d.x * d.x + d.y * d.y);
+            screen_lengths[i] = density * std::sqrt(d.x * d.x + d.y * d.y);
         }
         std::vector<Real> cdf;
         build_cdf(screen_lengths, &cdf);

@@ -50,17 +50,7 @@ void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
     nodes_.clear();
     edges_ = edges.data();
     // The area lights' bounding balls, for pruning edges that cannot shadow them.
-    emitters_.clear();
-    for (int l = 0; l < s.num_lights; ++l) {
-        const ShapeData& shape = s.shapes[s.lights[l].shape_id];
-        Vec3 lo(kInfinity), hi(-kInfinity);
-        for (int v = shape.vertex_offset; v < shape.vertex_offset + shape.num_vertices; ++v) {
-            Vec3 p = Vec3::load(s.vertices + 3 * size_t(v));
-            lo = vmin(lo, p);
-            hi = vmax(hi, p);
-        }
-        if (shape.num_vertices > 0) emitters_.push_back({(lo + hi) * Real(0.5), Real(0.5) * length(hi - lo)});
-    }
+    emitters_ = emitter_balls(s);
     // Edges between coplanar faces never bound a discontinuity.
     std::vector<int>& items = items_;
     items.clear();
@@ -124,6 +114,55 @@ void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
         stack.push_back({n.left, t.begin, mid});
         stack.push_back({n.right, mid, t.end});
     }
+}
+
+}  // namespace rt
+
+namespace rt {
+
+std::vector<EmitterBall> emitter_balls(const SceneView& s) {
+    std::vector<EmitterBall> balls;
+    for (int l = 0; l < s.num_lights; ++l) {
+        const ShapeData& shape = s.shapes[s.lights[l].shape_id];
+        Vec3 lo(kInfinity), hi(-kInfinity);
+        for (int v = shape.vertex_offset; v < shape.vertex_offset + shape.num_vertices; ++v) {
+            Vec3 p = Vec3::load(s.vertices + 3 * size_t(v));
+            lo = vmin(lo, p);
+            hi = vmax(hi, p);
+        }
+        if (shape.num_vertices > 0) balls.push_back({(lo + hi) * Real(0.5), Real(0.5) * length(hi - lo)});
+    }
+    return balls;
+}
+
+bool smooth_edge_may_jump(const SceneView& s, const Edge& e, bool indirect, const std::vector<EmitterBall>& balls) {
+    if (e.f1 < 0) return false;  // a boundary: sampled anyway
+    if (indirect || s.has_envmap) return true;
+    Vec3 a = Vec3::load(s.vertices + 3 * size_t(e.v0)), b = Vec3::load(s.vertices + 3 * size_t(e.v1));
+    Vec3 c = (a + b) * Real(0.5);
+    Real r = Real(0.5) * length(b - a);
+    for (int f : {e.f0, e.f1}) {
+        Vec3 n = face_normal_unnormalised(s, f);
+        if (!(length(n) > 0)) return true;
+        n = normalize(n);
+        // The band's half-width: the largest angle between the face normal and its vertex normals.
+        Real cos_band = 1;
+        for (int k = 0; k < 3; ++k) {
+            Vec3 vn = Vec3::load(s.normals + 3 * size_t(s.indices[3 * size_t(f) + k]));
+            Real l = length(vn);
+            cos_band = min_r(cos_band, l > 0 ? std::fabs(dot(vn, n)) / l : Real(0));
+        }
+        Real band = std::acos(min_r(Real(1), cos_band));
+        for (const EmitterBall& ball : balls) {
+            Vec3 d = ball.c - c;
+            Real D = length(d), R = ball.r + r;
+            if (D <= R) return true;
+            Real alpha = std::asin(R / D);
+            Real elevation = std::asin(max_r(Real(-1), min_r(Real(1), dot(n, d) / D)));
+            if (std::fabs(elevation) <= alpha + band + Real(1e-3)) return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace rt

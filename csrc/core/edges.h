@@ -350,4 +350,14 @@ private:
     const Edge* edges_ = nullptr;
 };
 
+// The bounding balls of the area lights.
+std::vector<EmitterBall> emitter_balls(const SceneView& s);
+
+// Whether the shading of a smooth (interpolated-normal) shape can jump across edge e: the
+// shadow-terminator factor (material.h, terminator()) depends on the faces' geometric normals,
+// so near the terminator the radiance differs on the two faces. Conservative: true when light
+// may come from within the band near either face's horizon where that factor is below 1 (any
+// direction with an environment or indirect light; else an area light's ball near the band).
+bool smooth_edge_may_jump(const SceneView& s, const Edge& e, bool indirect, const std::vector<EmitterBall>& balls);
+
 }  // namespace rt

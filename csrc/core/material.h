@@ -251,6 +251,42 @@ RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval(const BSDFParams& p, Vec3 wo, Vec3 wi) {
 
 // The same BSDF for world-space directions around the unit shading normal n, written with dot
 // products only (it is isotropic): equals bsdf_eval(p, Frame(n).to_local(wo), Frame(n).to_local(wi)).
+// A shadow-terminator factor for interpolated normals (in the spirit of Chiang, Li and Burley,
+// "Taming the Shadow Terminator", 2019, but confined to a band): with w = |ns x ng| (the sine of
+// the angle between the shading and the geometric normal) and t = (ng . wi) / w, S = t^2 (3 - 2t)
+// for t < 1, else 1. It fades the shading to 0 as wi reaches the geometric horizon, where the
+// integrand used to be cut off while the shading cosine was still positive: a moving
+// discontinuity near the terminator that no edge sample covers. With it the integrand is
+// continuous there; in exchange the shading of a smooth shape differs slightly on the two faces
+// of an edge where light arrives within the band, and the primary pass samples those edges
+// (edges.h, smooth_edge_may_jump). S = 1 wherever ns = ng (flat shading). ng and ns are unit
+// normals on the side of the path; 0 below the geometric horizon.
+RT_HOST_DEVICE RT_INLINE Real terminator(Vec3 ng, Vec3 ns, Vec3 wi) {
+    Real cg = dot(ng, wi);
+    if (cg <= 0) return 0;
+    Real w = length(cross(ns, ng));  // better conditioned than sqrt(1 - (ns . ng)^2)
+    if (!(cg < w) || w <= Real(1e-6)) return 1;
+    Real t = cg / w;
+    return t * t * (3 - 2 * t);
+}
+
+RT_HOST_DEVICE RT_INLINE void d_terminator(Vec3 ng, Vec3 ns, Vec3 wi, Real d_out, Vec3* d_ng, Vec3* d_ns, Vec3* d_wi) {
+    Real cg = dot(ng, wi);
+    if (cg <= 0) return;
+    Vec3 c = cross(ns, ng);
+    Real w = length(c);
+    if (!(cg < w) || w <= Real(1e-6)) return;
+    Real t = cg / w;
+    Real d_t = d_out * 6 * t * (1 - t);
+    Real d_cg = d_t / w;
+    Real d_w = -d_t * t / w;
+    Vec3 d_c = c * (d_w / w);
+    // c = ns x ng: d_ns = ng x d_c, d_ng = d_c x ns.
+    *d_ns += cross(ng, d_c);
+    *d_ng += cross(d_c, ns) + wi * d_cg;
+    *d_wi += ng * d_cg;
+}
+
 RT_HOST_DEVICE RT_INLINE Vec3 bsdf_eval_world(const BSDFParams& p, Vec3 n, Vec3 wo, Vec3 wi) {
     Real cos_o = dot(n, wo), cos_i = dot(n, wi);
     if (cos_i <= 0) return Vec3(0);

@@ -149,7 +149,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance_from(const SceneView& s, Ray ray, bool fo
                     }
                     if (unblocked) {
                         Real w = power_heuristic(light_pdf, bsdf_pdf(bsdf, wo_local, wi_local));
-                        L += beta * f * Le * (wi_local.z * w / light_pdf);
+                        L += beta * f * Le * (wi_local.z * terminator(ng, ns, wi) * w / light_pdf);
                     }
                 }
             }
@@ -163,7 +163,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance_from(const SceneView& s, Ray ray, bool fo
         Vec3 wi = frame.to_world(wi_local);
         if (dot(wi, ng) <= 0) break;  // below the geometric surface: no light leaks
         Vec3 f = bsdf_eval(bsdf, wo_local, wi_local);
-        beta *= f * (wi_local.z / pdf);
+        beta *= f * (wi_local.z * terminator(ng, ns, wi) / pdf);
         if (is_black(beta)) break;
         prev_bsdf_pdf = pdf;
         prev_p = sp.p;
