@@ -212,6 +212,8 @@ RT_HOST_DEVICE RT_INLINE Real edge_importance(const SceneView& s, const Edge& e,
     // Below (or, up to rounding, on) the tangent plane the cosine, and so the term, vanishes.
     Real scale = Real(1e-6) * (length(a - q.x) + length(b - q.x));
     if (dot(q.n, a - q.x) <= scale && dot(q.n, b - q.x) <= scale) return 0;
+    // Cheapest tests first: the edge's ball against the emitters' cones, then the faces.
+    if (!towards_emitters(q, (a + b) * Real(0.5), Real(0.5) * length(b - a))) return 0;
     if (!edge_matters(s, e, q.x, false, Vec3(0), q.creases)) return 0;
     Real t0, t1;
     if (!emitter_interval(q, a, b, &t0, &t1)) return 0;
@@ -295,7 +297,7 @@ RT_HOST_DEVICE RT_INLINE bool gather_edges(const SceneView& s, const EdgeTreeVie
     int stack[64];
     int top = 0;
     stack[top++] = 0;
-    int budget = 4 * kMaxEdgeCandidates;  // nodes visited before giving up
+    int budget = 24;  // nodes visited before giving up: a failed gather must stay cheap
     while (top > 0) {
         if (--budget < 0) return false;
         const EdgeTreeNode& n = tree.nodes[stack[--top]];
