@@ -297,7 +297,7 @@ RT_HOST_DEVICE RT_INLINE bool gather_edges(const SceneView& s, const EdgeTreeVie
     int stack[64];
     int top = 0;
     stack[top++] = 0;
-    int budget = 24;  // nodes visited before giving up: a failed gather must stay cheap
+    int budget = 64;  // nodes visited before giving up: a failed gather must stay cheap
     while (top > 0) {
         if (--budget < 0) return false;
         const EdgeTreeNode& n = tree.nodes[stack[--top]];
