@@ -1,6 +1,6 @@
 """Tutorial 7 (shape reconstruction) in quick mode, and its Chamfer distance.
 
-The quick run reconstructs the teapot and the generated blob from three 32 x 32 views,
+The quick run (40 iterations) reconstructs the teapot and the generated blob from three 32 x 32 views,
 starting from an icosphere, with plain Adam, Adam + a Laplacian regulariser and Large Steps
 (issue 5). The test asserts what the tutorial is there to show: on both targets Large Steps
 ends at a lower Chamfer distance than plain Adam, and it gets closer than the start sphere.
