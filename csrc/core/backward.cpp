@@ -317,7 +317,28 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery&
     // front of an emitter when only emission arrives).
     Real t0, t1;
     if (!emitter_interval(query, v0, v1, &t0, &t1)) return Vec3(0);
-    Vec3 m = v0 + (v1 - v0) * (t0 + (t1 - t0) * u_t);
+    // Drawn uniformly in the angle the part subtends at x (the term falls off as 1 / distance,
+    // so uniform in t would give heavy tails where an edge passes close to x, as at contact).
+    // inv_pdf_t: 1 / (pdf of t per unit t).
+    Real edge_len = length(v1 - v0);
+    Vec3 a = v0 + (v1 - v0) * t0;
+    Vec3 dir_e = (v1 - v0) / edge_len;
+    Real s_a = dot(a - x, dir_e), s_b = s_a + edge_len * (t1 - t0);
+    Real hgt = length((a - x) - dir_e * s_a);  // distance from x to the edge's line
+    Real t, inv_pdf_t;
+    if (hgt > Real(1e-6) * (std::fabs(s_a) + std::fabs(s_b) + Real(1e-30))) {
+        Real th_a = std::atan2(s_a, hgt), th_b = std::atan2(s_b, hgt);
+        Real th = th_a + (th_b - th_a) * u_t;
+        Real s_m = hgt * std::tan(th);
+        t = t0 + (s_m - s_a) / edge_len;
+        // p(s) = hgt / ((hgt^2 + s^2) (th_b - th_a)); ds/dt = edge_len.
+        inv_pdf_t = (hgt * hgt + s_m * s_m) * (th_b - th_a) / (hgt * edge_len);
+    } else {
+        t = t0 + (t1 - t0) * u_t;
+        inv_pdf_t = t1 - t0;
+    }
+    if (!(inv_pdf_t > 0)) return Vec3(0);
+    Vec3 m = v0 + (v1 - v0) * t;
     Vec3 w = m - x;
     Real dist = length(w);
     if (dist <= 0) return Vec3(0);
@@ -344,7 +365,7 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery&
     Real S = dot(d_L, h[0] - h[1]);
     if (S == 0) return Vec3(0);
     Real jacobian = length(cross(omega, v1 - v0)) / dist;
-    Real K = -S * jacobian * (t1 - t0) / (p_edge * N_len);
+    Real K = -S * jacobian * inv_pdf_t / (p_edge * N_len);
     Vec3 g0 = cross(v1 - x, omega) * K;
     Vec3 g1 = cross(omega, v0 - x) * K;
     add_vec3(acc, layout.vertices, e.v0, g0);
