@@ -382,7 +382,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     args = _common.parse_args(argv, __doc__, NAME, full_iterations=80, quick_iterations=40)
     if args.quick:
         settings = dict(size=32, spp=2, views=3, start_subdivisions=3, chamfer_samples=3000,
-                        remesh=[(0.4, 0.75), (0.7, 0.55)])
+                        remesh=[(0.25, 0.75), (0.6, 0.55)])
     else:
         settings = dict(size=64, spp=2, views=4, start_subdivisions=3, chamfer_samples=8000,
                         remesh=[(0.4, 0.7), (0.7, 0.5)])
