@@ -97,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     (of the teapot's size, its bounding-sphere diameter 2), their "initial_..." values, and
     the bookkeeping of ``RunLog.finish``.
     """
-    args = _common.parse_args(argv, __doc__, NAME, full_iterations=300, quick_iterations=50)
+    args = _common.parse_args(argv, __doc__, NAME, full_iterations=300, quick_iterations=80)
     # Coarse to fine: (fraction of the run, image size, samples per pixel). Small images
     # average the picture over large pixels, which smooths the loss so the first steps
     # head for the right basin; the full size settles the last fraction of a pixel.
