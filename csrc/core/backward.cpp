@@ -330,7 +330,7 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery&
         Real th_a = std::atan2(s_a, hgt), th_b = std::atan2(s_b, hgt);
         Real th = th_a + (th_b - th_a) * u_t;
         Real s_m = hgt * std::tan(th);
-        t = t0 + (s_m - s_a) / edge_len;
+        t = min_r(t1, max_r(t0, t0 + (s_m - s_a) / edge_len));  // tan's rounding near +-pi/2
         // p(s) = hgt / ((hgt^2 + s^2) (th_b - th_a)); ds/dt = edge_len.
         inv_pdf_t = (hgt * hgt + s_m * s_m) * (th_b - th_a) / (hgt * edge_len);
     } else {
@@ -592,9 +592,15 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
         if (side_dot == 0) continue;
         int side = side_dot > 0 ? 1 : 0;
         if (face_on[side] >= 0) {
-            bool front_old = dot(face_normal_unnormalised(s, face_on[side]), dir) < 0;
-            bool front_new = dot(face_normal_unnormalised(s, f), dir) < 0;
-            if (front_old || !front_new) continue;
+            // Both faces on one side (a silhouette): the visible one is the face whose plane
+            // separates the camera from the other face's third vertex (any winding).
+            int g = face_on[side];
+            const int* gi = s.indices + 3 * size_t(g);
+            int g_third = gi[0] != e.v0 && gi[0] != e.v1 ? gi[0] : (gi[1] != e.v0 && gi[1] != e.v1 ? gi[1] : gi[2]);
+            Vec3 nf = face_normal_unnormalised(s, f);
+            Real cam_side = dot(nf, -dir);
+            Real other_side = dot(nf, Vec3::load(s.vertices + 3 * size_t(g_third)) - v0);
+            if (!((cam_side > 0) != (other_side > 0))) continue;  // f is behind g: keep g
         }
         face_on[side] = f;
     }

@@ -150,7 +150,8 @@ bool smooth_edge_may_jump(const SceneView& s, const Edge& e, bool indirect, cons
         for (int k = 0; k < 3; ++k) {
             Vec3 vn = Vec3::load(s.normals + 3 * size_t(s.indices[3 * size_t(f) + k]));
             Real l = length(vn);
-            cos_band = min_r(cos_band, l > 0 ? std::fabs(dot(vn, n)) / l : Real(0));
+            // A vertex normal on the far side of the face (or none) allows any band.
+            cos_band = min_r(cos_band, l > 0 ? max_r(dot(vn, n) / l, Real(0)) : Real(0));
         }
         Real band = std::acos(min_r(Real(1), cos_band));
         for (const EmitterBall& ball : balls) {

@@ -148,35 +148,42 @@ RT_HOST_DEVICE RT_INLINE bool emitter_interval(const EdgeQuery& q, Vec3 a, Vec3 
     *t0 = 0;
     *t1 = 1;
     if (q.num_emitters < 0) return true;
-    Vec3 w0 = a - q.x, e = b - a;
-    Real lo = 2, hi = -1;
+    // In double, with the cone written through sines (|w x dn|^2 <= s^2 |w|^2, dot(w, dn) >= 0):
+    // for small or far lights the cosine form cancels catastrophically in float.
+    struct D3 {
+        double x, y, z;
+    };
+    auto sub = [](Vec3 u, Vec3 v) { return D3{double(u.x) - v.x, double(u.y) - v.y, double(u.z) - v.z}; };
+    auto dot3 = [](D3 u, D3 v) { return u.x * v.x + u.y * v.y + u.z * v.z; };
+    auto cross3 = [](D3 u, D3 v) { return D3{u.y * v.z - u.z * v.y, u.z * v.x - u.x * v.z, u.x * v.y - u.y * v.x}; };
+    D3 w0 = sub(a, q.x), e = sub(b, a);
+    double lo = 2, hi = -1;
     for (int i = 0; i < q.num_emitters; ++i) {
-        Vec3 d = q.emitters[i].c - q.x;
-        Real r = q.emitters[i].r * Real(1.001) + Real(1e-6);
-        Real D = length(d);
+        D3 d = sub(q.emitters[i].c, q.x);
+        double r = double(q.emitters[i].r) * 1.001 + 1e-6;
+        double D = std::sqrt(dot3(d, d));
         if (D <= r) return true;
-        Vec3 dn = d / D;
-        Real c2 = 1 - (r / D) * (r / D), c = std::sqrt(c2);
-        // Inside the cone: dot(w, dn) >= c |w| for w = w0 + t e. The sign changes of
-        // dot(w, dn) (linear in t) and of dot(w, dn)^2 - c^2 |w|^2 (quadratic) split [0, 1]
-        // into pieces on which the test is constant: test each piece at its middle.
-        Real p0 = dot(w0, dn), pe = dot(e, dn);
-        Real A = pe * pe - c2 * dot(e, e), B = 2 * (p0 * pe - c2 * dot(w0, e)), C = p0 * p0 - c2 * dot(w0, w0);
-        Real cuts[6] = {0, 1, 0, 0, 0, 0};
+        D3 dn{d.x / D, d.y / D, d.z / D};
+        double s2 = (r / D) * (r / D);
+        // The sign changes of dot(w, dn) (linear in t) and of |w x dn|^2 - s^2 |w|^2 (quadratic)
+        // split [0, 1] into pieces on which the test is constant: test each piece at its middle.
+        D3 w0n = cross3(w0, dn), en = cross3(e, dn);
+        double p0 = dot3(w0, dn), pe = dot3(e, dn);
+        double A = dot3(en, en) - s2 * dot3(e, e), B = 2 * (dot3(w0n, en) - s2 * dot3(w0, e));
+        double C = dot3(w0n, w0n) - s2 * dot3(w0, w0);
+        double cuts[6] = {0, 1, 0, 0, 0, 0};
         int n = 2;
         if (pe != 0) cuts[n++] = -p0 / pe;
-        if (std::fabs(A) > Real(1e-12) * (std::fabs(B) + std::fabs(C) + Real(1e-30))) {
-            Real disc = B * B - 4 * A * C;
-            if (disc >= 0) {
-                Real sq = std::sqrt(disc);
-                cuts[n++] = (-B - sq) / (2 * A);
-                cuts[n++] = (-B + sq) / (2 * A);
-            }
-        } else if (B != 0) {
+        double disc = B * B - 4 * A * C;
+        if (A != 0 && disc >= 0) {
+            // The stable pair of roots: q / A and C / q.
+            double qq = -0.5 * (B + (B >= 0 ? 1 : -1) * std::sqrt(disc));
+            cuts[n++] = qq / A;
+            if (qq != 0) cuts[n++] = C / qq;
+        } else if (A == 0 && B != 0) {
             cuts[n++] = -C / B;
         }
-        // Sort the cuts that fall inside [0, 1].
-        Real ts[6];
+        double ts[6];
         int m = 0;
         for (int k = 0; k < n; ++k) {
             if (cuts[k] >= 0 && cuts[k] <= 1) ts[m++] = cuts[k];
@@ -186,17 +193,19 @@ RT_HOST_DEVICE RT_INLINE bool emitter_interval(const EdgeQuery& q, Vec3 a, Vec3 
         }
         for (int k = 0; k + 1 < m; ++k) {
             if (ts[k + 1] <= ts[k]) continue;
-            Vec3 w = w0 + e * (Real(0.5) * (ts[k] + ts[k + 1]));
-            if (dot(w, dn) >= c * length(w)) {
-                lo = min_r(lo, ts[k]);
-                hi = max_r(hi, ts[k + 1]);
+            double t = 0.5 * (ts[k] + ts[k + 1]);
+            D3 w{w0.x + e.x * t, w0.y + e.y * t, w0.z + e.z * t};
+            D3 wn = cross3(w, dn);
+            if (dot3(w, dn) >= 0 && dot3(wn, wn) <= s2 * dot3(w, w)) {
+                lo = std::fmin(lo, ts[k]);
+                hi = std::fmax(hi, ts[k + 1]);
             }
         }
     }
     if (!(hi > lo)) return false;
     // Room for the rounding of the cuts.
-    *t0 = max_r(Real(0), lo - Real(1e-4));
-    *t1 = min_r(Real(1), hi + Real(1e-4));
+    *t0 = Real(std::fmax(0.0, lo - 1e-4));
+    *t1 = Real(std::fmin(1.0, hi + 1e-4));
     return true;
 }
 
