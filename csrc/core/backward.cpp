@@ -579,27 +579,28 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
     Real t_m = cam.orthographic ? dot(m - centre.org, dir) : Real(1);
     if (!(t_m > 0)) return false;
     if (!visible(s, centre.org, centre.org + dir * t_m)) return false;
-    // Which of the edge's faces covers each side: the side of its third vertex, the front-facing
-    // face first when both lie on one side (a silhouette).
+    // The vertex of face f that is not on the edge.
+    auto third_vertex = [&](int f) {
+        const int* idx = s.indices + 3 * size_t(f);
+        int k = idx[0] != e.v0 && idx[0] != e.v1 ? 0 : (idx[1] != e.v0 && idx[1] != e.v1 ? 1 : 2);
+        return Vec3::load(s.vertices + 3 * size_t(idx[k]));
+    };
+    // Which of the edge's faces covers each side: the side of its third vertex, and when both
+    // lie on one side (a silhouette) the one in front.
     int face_on[2] = {-1, -1};
     for (int f : {e.f0, e.f1}) {
         if (f < 0) continue;
-        const int* idx = s.indices + 3 * size_t(f);
-        int third = idx[0] != e.v0 && idx[0] != e.v1 ? idx[0] : (idx[1] != e.v0 && idx[1] != e.v1 ? idx[1] : idx[2]);
         Vec2 q;
-        if (!project(cam, Vec3::load(s.vertices + 3 * size_t(third)), &q)) continue;
+        if (!project(cam, third_vertex(f), &q)) continue;
         Real side_dot = (q.x - pt.x) * n.x + (q.y - pt.y) * n.y;
         if (side_dot == 0) continue;
         int side = side_dot > 0 ? 1 : 0;
         if (face_on[side] >= 0) {
             // Both faces on one side (a silhouette): the visible one is the face whose plane
             // separates the camera from the other face's third vertex (any winding).
-            int g = face_on[side];
-            const int* gi = s.indices + 3 * size_t(g);
-            int g_third = gi[0] != e.v0 && gi[0] != e.v1 ? gi[0] : (gi[1] != e.v0 && gi[1] != e.v1 ? gi[1] : gi[2]);
             Vec3 nf = face_normal_unnormalised(s, f);
             Real cam_side = dot(nf, -dir);
-            Real other_side = dot(nf, Vec3::load(s.vertices + 3 * size_t(g_third)) - v0);
+            Real other_side = dot(nf, third_vertex(face_on[side]) - v0);
             if (!((cam_side > 0) != (other_side > 0))) continue;  // f is behind g: keep g
         }
         face_on[side] = f;
@@ -720,11 +721,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
             // sampled too, at a quarter of the density (their jumps are small and rare).
             Real density = 1;
             if (!edge_matters(s, e, cam.position, cam.orthographic != 0, cam.forward, creases)) {
-                if (!(creases && s.shapes[e.shape].has_normals &&
-                      dot(face_normal_unnormalised(s, e.f0), face_normal_unnormalised(s, e.f1 >= 0 ? e.f1 : e.f0)) <
-                          (1 - Real(1e-6)) * length(face_normal_unnormalised(s, e.f0)) *
-                              length(face_normal_unnormalised(s, e.f1 >= 0 ? e.f1 : e.f0)) &&
-                      smooth_edge_may_jump(s, e, p.max_bounces >= 2, balls))) {
+                if (!(creases && s.shapes[e.shape].has_normals && smooth_edge_may_jump(s, e, p.max_bounces >= 2, balls))) {
                     continue;
                 }
                 density = Real(0.25);

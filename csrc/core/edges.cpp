@@ -136,7 +136,7 @@ std::vector<EmitterBall> emitter_balls(const SceneView& s) {
 }
 
 bool smooth_edge_may_jump(const SceneView& s, const Edge& e, bool indirect, const std::vector<EmitterBall>& balls) {
-    if (e.f1 < 0) return false;  // a boundary: sampled anyway
+    if (!faces_differ(s, e)) return false;  // boundaries are sampled anyway; coplanar faces agree
     if (indirect || s.has_envmap) return true;
     Vec3 a = Vec3::load(s.vertices + 3 * size_t(e.v0)), b = Vec3::load(s.vertices + 3 * size_t(e.v1));
     Vec3 c = (a + b) * Real(0.5);

@@ -33,6 +33,14 @@ RT_HOST_DEVICE RT_INLINE Vec3 face_normal_unnormalised(const SceneView& s, int t
     return cross(v1 - v0, v2 - v0);
 }
 
+// Whether the two faces of a manifold edge are non-degenerate and not coplanar.
+RT_HOST_DEVICE RT_INLINE bool faces_differ(const SceneView& s, const Edge& e) {
+    if (e.f1 < 0) return false;
+    Vec3 n0 = face_normal_unnormalised(s, e.f0), n1 = face_normal_unnormalised(s, e.f1);
+    Real l0 = length(n0), l1 = length(n1);
+    return l0 > 0 && l1 > 0 && dot(n0, n1) < (1 - Real(1e-6)) * l0 * l1;
+}
+
 // Whether the image can jump across `e` as seen from point `x` (perspective) or along the
 // direction `view_dir` (orthographic, use_dir = true). Creases count when `creases` is set.
 RT_HOST_DEVICE RT_INLINE bool edge_matters(const SceneView& s, const Edge& e, Vec3 x, bool use_dir, Vec3 view_dir,
@@ -44,12 +52,8 @@ RT_HOST_DEVICE RT_INLINE bool edge_matters(const SceneView& s, const Edge& e, Ve
     Real s0 = use_dir ? dot(n0, view_dir) : dot(n0, p - x);
     Real s1 = use_dir ? dot(n1, view_dir) : dot(n1, p - x);
     if ((s0 > 0) != (s1 > 0)) return true;
-    if (creases && !s.shapes[e.shape].has_normals) {
-        // Flat shading: the faces' normals differ unless they are coplanar.
-        Real l0 = length(n0), l1 = length(n1);
-        if (l0 > 0 && l1 > 0 && dot(n0, n1) < (1 - Real(1e-6)) * l0 * l1) return true;
-    }
-    return false;
+    // Flat shading: the faces' normals differ unless they are coplanar.
+    return creases && !s.shapes[e.shape].has_normals && faces_differ(s, e);
 }
 
 }  // namespace rt
@@ -364,7 +368,8 @@ private:
 // The bounding balls of the area lights.
 std::vector<EmitterBall> emitter_balls(const SceneView& s);
 
-// Whether the shading of a smooth (interpolated-normal) shape can jump across edge e: the
+// Whether the shading of a smooth (interpolated-normal) shape can jump across edge e (two faces
+// that are not coplanar): the
 // shadow-terminator factor (material.h, terminator()) depends on the faces' geometric normals,
 // so near the terminator the radiance differs on the two faces. Conservative: true when light
 // may come from within the band near either face's horizon where that factor is below 1 (any
