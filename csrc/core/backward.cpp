@@ -299,7 +299,109 @@ void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVert
 EdgeQuery edge_query(const SceneView& s, const EdgeTreeView& tree, const PathVertex& pv, int remaining_bounces) {
     // With no bounce left and no environment, only edges in front of an area light matter.
     bool emission_only = remaining_bounces == 0 && !s.has_envmap;
-    return EdgeQuery{pv.sp.p, pv.ng, remaining_bounces >= 1, tree.emitters, emission_only ? tree.num_emitters : -1};
+    return make_edge_query(pv.sp.p, pv.ng, remaining_bounces >= 1, emission_only ? tree.emitters : nullptr,
+                           tree.num_emitters);
+}
+
+// Light triangles up to which an emission-only edge sample finds the emitter behind the edge
+// by testing them all instead of tracing the scene.
+constexpr int kMaxBruteForceLightTriangles = 64;
+
+int count_light_triangles(const SceneView& s) {
+    int n = 0;
+    for (int l = 0; l < s.num_lights; ++l) n += s.lights[l].num_triangles;
+    return n;
+}
+
+// The nearest area-light triangle along `ray` (all of them tested): its emission toward the
+// ray's origin in *Le and its distance in *t; false when the ray meets none.
+bool closest_emitter(const SceneView& s, const Ray& ray, Vec3* Le, Real* t) {
+    detail::RayPrep r;
+    if (!detail::prepare_ray(ray, &r)) return false;
+    Real best = ray.tmax;
+    int best_tri = -1, best_light = -1;
+    for (int l = 0; l < s.num_lights; ++l) {
+        const AreaLightData& light = s.lights[l];
+        for (int k = 0; k < light.num_triangles; ++k) {
+            int tri = s.light_tri[light.tri_offset + k];
+            const int* idx = s.indices + 3 * size_t(tri);
+            Real v[9];
+            for (int c = 0; c < 3; ++c) {
+                for (int a = 0; a < 3; ++a) v[3 * c + a] = s.vertices[3 * size_t(idx[c]) + a];
+            }
+            Real tt, bu, bv;
+            if (detail::hit_triangle(v, r, best, &tt, &bu, &bv)) {
+                best = tt;
+                best_tri = tri;
+                best_light = l;
+            }
+        }
+    }
+    if (best_tri < 0) return false;
+    *Le = area_light_emission(s.lights[best_light], face_normal_unnormalised(s, best_tri), -ray.dir);
+    *t = best;
+    return true;
+}
+
+// The vertex of face f that is not on edge e.
+Vec3 third_vertex(const SceneView& s, const Edge& e, int f) {
+    const int* idx = s.indices + 3 * size_t(f);
+    int k = idx[0] != e.v0 && idx[0] != e.v1 ? 0 : (idx[1] != e.v0 && idx[1] != e.v1 ? 1 : 2);
+    return Vec3::load(s.vertices + 3 * size_t(idx[k]));
+}
+
+// Which of edge e's faces covers each side of its image as seen from x, side 1 being the side
+// of +n_hat (n_hat normal to the plane of x and the edge): the side of each face's third
+// vertex, and when both lie on one side (a silhouette) the face in front. -1: no face there.
+// False when a face is seen edge-on from x.
+bool faces_on_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 n_hat, int face_on[2]) {
+    face_on[0] = face_on[1] = -1;
+    Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0));
+    for (int f : {e.f0, e.f1}) {
+        if (f < 0) continue;
+        Real sd = dot(n_hat, third_vertex(s, e, f) - x);
+        if (sd == 0) return false;
+        int side = sd > 0 ? 1 : 0;
+        if (face_on[side] >= 0) {
+            // The face in front is the one whose plane separates x from the other's third vertex.
+            Vec3 nf = face_normal_unnormalised(s, f);
+            Real x_side = dot(nf, x - v0), other_side = dot(nf, third_vertex(s, e, face_on[side]) - v0);
+            if (!((x_side > 0) != (other_side > 0))) continue;
+        }
+        face_on[side] = f;
+    }
+    return true;
+}
+
+// The emission arriving at x (rays from `origin`) along dirs[0] and dirs[1], just either side of
+// edge e's image at edge point m, when only emission arrives there: a side covered by a face of
+// the edge sees that face (its emission, if m is visible); the other side sees the nearest
+// emitter behind the edge, if nothing occludes it. Equal to tracing both rays, but it traces
+// only when an emitter can be seen: no ray at all for the many samples whose uncovered side
+// misses the lights. False when it does not apply (many light triangles, a face seen edge-on):
+// then the caller traces both rays.
+bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin, Vec3 m, Vec3 n_hat,
+                         const Vec3 dirs[2], Vec3 h[2]) {
+    int face_on[2];
+    if (!faces_on_sides(s, e, x, n_hat, face_on)) return false;
+    for (int side = 0; side < 2; ++side) {
+        h[side] = Vec3(0);
+        int f = face_on[side];
+        if (f >= 0) {
+            int light = s.shapes[s.tri_shape[f]].light_id;
+            if (light < 0) continue;
+            Vec3 Le = area_light_emission(s.lights[light], face_normal_unnormalised(s, f), -dirs[side]);
+            if (!is_black(Le) && visible(s, origin, m)) h[side] = Le;
+            continue;
+        }
+        Ray ray{origin, dirs[side], 0, kInfinity};
+        Vec3 Le;
+        Real t;
+        if (!closest_emitter(s, ray, &Le, &t) || is_black(Le)) continue;
+        ray.tmax = t * (1 - Real(1e-4));
+        if (!occluded(s.bvh, ray)) h[side] = Le;
+    }
+    return true;
 }
 
 // The boundary term of the scattering integral at vertex pv for one sampled edge `ei` (chosen
@@ -308,7 +410,7 @@ EdgeQuery edge_query(const SceneView& s, const EdgeTreeView& tree, const PathVer
 // estimate the incoming radiance on both sides.
 Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery& query, int ei, Real p_edge,
                          Real u_t, const GradLayout& layout, const PathVertex& pv, Vec3 d_L, int remaining_bounces,
-                         const Sampler& path_sampler, GradAccumulator& acc) {
+                         bool few_light_triangles, const Sampler& path_sampler, GradAccumulator& acc) {
     Vec3 x = pv.sp.p;
     if (ei < 0 || p_edge <= 0) return Vec3(0);
     const Edge& e = edges[ei];
@@ -355,11 +457,16 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery&
     if (is_black(fc)) return Vec3(0);
     const Real eps = Real(1e-4);
     Vec3 origin = offset_ray_origin(x, pv.ng);
+    Vec3 dirs[2] = {normalize(omega - n_hat * eps), normalize(omega + n_hat * eps)};
     Vec3 h[2];
-    for (int side = 0; side < 2; ++side) {
-        Vec3 dir = normalize(omega + n_hat * (side == 0 ? -eps : eps));
-        PrimaryInfo info;
-        h[side] = fc * radiance(s, Ray{origin, dir, 0, kInfinity}, remaining_bounces, path_sampler, &info);
+    if (query.num_emitters >= 0 && few_light_triangles && emission_edge_sides(s, e, x, origin, m, n_hat, dirs, h)) {
+        h[0] = fc * h[0];
+        h[1] = fc * h[1];
+    } else {
+        for (int side = 0; side < 2; ++side) {
+            PrimaryInfo info;
+            h[side] = fc * radiance(s, Ray{origin, dirs[side], 0, kInfinity}, remaining_bounces, path_sampler, &info);
+        }
     }
     // (h- - h+) times the normal velocity of the projected edge, per unit of t.
     Real S = dot(d_L, h[0] - h[1]);
@@ -395,6 +502,9 @@ void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCame
 // Sample multiplier of the pixels that a visibility boundary crosses.
 constexpr int kBoundaryPixelBoost = 16;
 
+// Tree nodes an emission-only query visits looking for few enough edges to sample exactly.
+constexpr int kGatherBudget = 24;
+
 // Whether the rays through a pixel's corners and centre disagree: some hit and some miss, they
 // hit different shapes, or their depths differ by more than 5%.
 bool on_visibility_boundary(const SceneView& s, int px, int py) {
@@ -416,7 +526,9 @@ bool on_visibility_boundary(const SceneView& s, int px, int py) {
 }
 
 struct InteriorTile : BackwardContext {
-    EdgeTreeView tree;
+    EdgeTreeView tree;           // every edge that can matter
+    EdgeTreeView emission_tree;  // those that can matter when only emission arrives
+    bool few_light_triangles;    // emission-only edge samples test the lights' triangles directly
     int tile_size;
     int tiles_x;
 
@@ -445,17 +557,23 @@ struct InteriorTile : BackwardContext {
                     Sampler edge_sampler(p->seed, kStreamEdge, uint64_t(pixel), uint64_t(smp));
                     Path path;
                     trace_path(s, ray, p->max_bounces, sampler, &path);
-                    Real u_edge0 = cmj_sample(uint32_t(smp), uint32_t(n), pattern_key ^ 0x5bd1e995u).y;
-                    d_path(s, path, d_pix, edge_sampler, u_edge0, uint64_t(pixel), uint64_t(smp), acc, sx, sy,
-                           &d_cam);
+                    // The secondary edges take the first spp samples only (each is uniform over the
+                    // pixel, as the pattern permutes its samples), weighted up to stand for all
+                    // n: the extra samples are for the terms of the hit points.
+                    Real edge_weight = smp < p->spp ? Real(n) / Real(p->spp) : Real(0);
+                    Real u_edge0 = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
+                    d_path(s, path, d_pix, edge_sampler, u_edge0, edge_weight, uint64_t(pixel), uint64_t(smp), acc,
+                           sx, sy, &d_cam);
                 }
                 add_camera_grad(acc, *layout, d_cam);
             }
         }
     }
 
+    // edge_weight scales the secondary-edge terms of this path (0: none taken).
     void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, Real u_edge0,
-                uint64_t pixel, uint64_t smp, GradAccumulator& acc, Real sx, Real sy, DCameraParams* d_cam) const {
+                Real edge_weight, uint64_t pixel, uint64_t smp, GradAccumulator& acc, Real sx, Real sy,
+                DCameraParams* d_cam) const {
         const GradLayout& L = *layout;
         GradSink tex_sink{&acc, L.texels};
         GradSink env_sink{&acc, L.envmap};
@@ -507,7 +625,7 @@ struct InteriorTile : BackwardContext {
                 if (p->interior) {
                     d_eval_material(s.texels, s.materials[pv.material_id], pv.sp.uv, d_bsdf, tex_sink, &d_uv);
                 }
-                if (p->secondary_edges > 0) {
+                if (p->secondary_edges > 0 && edge_weight > 0) {
                     Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
                     // At the first vertex the pixel's samples share one stratified pattern.
                     Real u = k == 0 ? u_edge0 : edge_sampler.get(uint32_t(k));
@@ -517,16 +635,28 @@ struct InteriorTile : BackwardContext {
                     int n = p->secondary_edges;
                     int remaining = p->max_bounces - (k + 1);
                     EdgeQuery query = edge_query(s, tree, pv, remaining);
+                    const EdgeTreeView& t = query.num_emitters >= 0 ? emission_tree : tree;
                     EdgeCandidates candidates;
-                    // Only emission-only queries prune enough for the candidates to be few.
-                    bool few = query.num_emitters >= 0 && gather_edges(s, tree, query, &candidates);
+                    // Few edges may matter when only emission arrives (the tree prunes all but
+                    // those in front of the lights): then sample them by exact importance.
+                    bool few = query.num_emitters >= 0 && gather_edges(t, query, kGatherBudget, &candidates);
                     if (!few || candidates.count > 0) {
-                        for (int j = 0; j < n; ++j) {
-                            Real uj = (Real(j) + u) / Real(n), p_edge = 0, u_t = 0;
-                            int ei = few ? sample_candidates(candidates, uj, &p_edge, &u_t)
-                                         : sample_edge_tree(s, tree, query, uj, &p_edge, &u_t);
-                            d_p += secondary_edge_term(s, edges, query, ei, p_edge, u_t, L, pv, d_L / Real(n),
-                                                       remaining, path_sampler, acc);
+                        // In batches of stratified numbers, each batch drawn in one descent.
+                        for (int j0 = 0; j0 < n; j0 += kMaxEdgeDraws) {
+                            int m = std::min(kMaxEdgeDraws, n - j0);
+                            Real uj[kMaxEdgeDraws], p_edge[kMaxEdgeDraws], u_t[kMaxEdgeDraws];
+                            int ei[kMaxEdgeDraws];
+                            for (int j = 0; j < m; ++j) uj[j] = min_r((Real(j0 + j) + u) / Real(n), Real(0.99999994));
+                            if (few) {
+                                for (int j = 0; j < m; ++j) ei[j] = sample_candidates(candidates, uj[j], &p_edge[j], &u_t[j]);
+                            } else {
+                                sample_edge_tree(t, query, m, uj, ei, p_edge, u_t);
+                            }
+                            for (int j = 0; j < m; ++j) {
+                                d_p += secondary_edge_term(s, edges, query, ei[j], p_edge[j], u_t[j], L, pv,
+                                                           d_L * (edge_weight / Real(n)), remaining, few_light_triangles,
+                                                           path_sampler, acc);
+                            }
                         }
                     }
                 }
@@ -579,19 +709,13 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
     Real t_m = cam.orthographic ? dot(m - centre.org, dir) : Real(1);
     if (!(t_m > 0)) return false;
     if (!visible(s, centre.org, centre.org + dir * t_m)) return false;
-    // The vertex of face f that is not on the edge.
-    auto third_vertex = [&](int f) {
-        const int* idx = s.indices + 3 * size_t(f);
-        int k = idx[0] != e.v0 && idx[0] != e.v1 ? 0 : (idx[1] != e.v0 && idx[1] != e.v1 ? 1 : 2);
-        return Vec3::load(s.vertices + 3 * size_t(idx[k]));
-    };
     // Which of the edge's faces covers each side: the side of its third vertex, and when both
     // lie on one side (a silhouette) the one in front.
     int face_on[2] = {-1, -1};
     for (int f : {e.f0, e.f1}) {
         if (f < 0) continue;
         Vec2 q;
-        if (!project(cam, third_vertex(f), &q)) continue;
+        if (!project(cam, third_vertex(s, e, f), &q)) continue;
         Real side_dot = (q.x - pt.x) * n.x + (q.y - pt.y) * n.y;
         if (side_dot == 0) continue;
         int side = side_dot > 0 ? 1 : 0;
@@ -600,7 +724,7 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
             // separates the camera from the other face's third vertex (any winding).
             Vec3 nf = face_normal_unnormalised(s, f);
             Real cam_side = dot(nf, -dir);
-            Real other_side = dot(nf, third_vertex(face_on[side]) - v0);
+            Real other_side = dot(nf, third_vertex(s, e, face_on[side]) - v0);
             if (!((cam_side > 0) != (other_side > 0))) continue;  // f is behind g: keep g
         }
         face_on[side] = f;
@@ -704,6 +828,8 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         InteriorTile k;
         static_cast<BackwardContext&>(k) = context;
         k.tree = tree.view();
+        k.emission_tree = tree.emission_view();
+        k.few_light_triangles = count_light_triangles(s) <= kMaxBruteForceLightTriangles;
         k.tile_size = 8;
         k.tiles_x = (cam.width + 7) / 8;
         int tiles = k.tiles_x * ((cam.height + 7) / 8);

@@ -46,28 +46,19 @@ std::vector<Edge> build_edges(const SceneView& s) {
 
 namespace rt {
 
-void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
-    nodes_.clear();
-    edges_ = edges.data();
-    // The area lights' bounding balls, for pruning edges that cannot shadow them.
-    emitters_ = emitter_balls(s);
-    // Edges between coplanar faces never bound a discontinuity.
-    std::vector<int>& items = items_;
-    items.clear();
-    std::vector<Vec3> n0(edges.size()), n1(edges.size());
-    for (size_t i = 0; i < edges.size(); ++i) {
-        const Edge& e = edges[i];
-        n0[i] = normalize(face_normal_unnormalised(s, e.f0));
-        n1[i] = e.f1 >= 0 ? normalize(face_normal_unnormalised(s, e.f1)) : n0[i];
-        if (e.f1 >= 0 && dot(n0[i], n1[i]) >= 1 - Real(1e-6)) continue;
-        items.push_back(int(i));
-    }
+namespace {
+
+// Top-down median split on the longest axis of the midpoints' bounds, over edges[items].
+// Then the leaf records in leaf order.
+void build_edge_nodes(const SceneView& s, const Edge* edges, const std::vector<Vec3>& n0, const std::vector<Vec3>& n1,
+                      std::vector<int> items, std::vector<EdgeTreeNode>* nodes, std::vector<EdgeLeaf>* leaves) {
+    nodes->clear();
+    leaves->clear();
     if (items.empty()) return;
     auto p0 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v0)); };
     auto p1 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v1)); };
-    // Top-down median split on the longest axis of the midpoints' bounds.
     struct Task { int node, begin, end; };
-    nodes_.push_back({});
+    nodes->push_back({});
     std::vector<Task> stack{{0, 0, int(items.size())}};
     while (!stack.empty()) {
         Task t = stack.back();
@@ -96,7 +87,7 @@ void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
         n.first = t.begin;
         n.count = t.end - t.begin;
         if (n.count == 1) {
-            nodes_[t.node] = n;
+            (*nodes)[t.node] = n;
             continue;
         }
         Vec3 ext = cmax - cmin;
@@ -106,14 +97,90 @@ void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
             Real ca = p0(a)[axis] + p1(a)[axis], cb = p0(b)[axis] + p1(b)[axis];
             return ca != cb ? ca < cb : a < b;
         });
-        n.left = int(nodes_.size());
+        n.left = int(nodes->size());
         n.right = n.left + 1;
-        nodes_[t.node] = n;
-        nodes_.push_back({});
-        nodes_.push_back({});
+        (*nodes)[t.node] = n;
+        nodes->push_back({});
+        nodes->push_back({});
         stack.push_back({n.left, t.begin, mid});
         stack.push_back({n.right, mid, t.end});
     }
+    leaves->reserve(items.size());
+    for (int i : items) {
+        const Edge& e = edges[i];
+        EdgeLeaf l;
+        l.a = p0(i);
+        l.b = p1(i);
+        l.n0 = face_normal_unnormalised(s, e.f0);
+        l.n1 = e.f1 >= 0 ? face_normal_unnormalised(s, e.f1) : l.n0;
+        l.edge = i;
+        l.flags = e.f1 < 0 ? kEdgeBoundary : (!s.shapes[e.shape].has_normals && faces_differ(s, e) ? kEdgeCrease : 0);
+        leaves->push_back(l);
+    }
+}
+
+// Whether manifold edge e (unit face normals m0, m1) can be a silhouette as seen from some point
+// of some emitter. Seen from x, an edge is a silhouette when x lies in front of one face's plane
+// and behind the other's; both planes contain the edge, so every point y beyond the edge on a ray
+// from x through it (where the emission seen through the edge comes from) is on the opposite
+// side of each plane from x, and the edge is a silhouette from y too. So when only emission
+// arrives, an edge that is a silhouette from no emitter point never bounds a jump. Conservative:
+// each emitter is bounded by its vertices' hull (few vertices) or its bounding ball.
+bool may_be_emitter_silhouette(const SceneView& s, const Edge& e, Vec3 m0, Vec3 m1,
+                               const std::vector<EmitterBall>& balls) {
+    Vec3 p = Vec3::load(s.vertices + 3 * size_t(e.v0));
+    for (int l = 0; l < s.num_lights; ++l) {
+        const ShapeData& shape = s.shapes[s.lights[l].shape_id];
+        if (shape.num_vertices <= 0) continue;
+        // Ranges of the signed distances to the two planes over the emitter.
+        Real lo0, hi0, lo1, hi1, tol;
+        const EmitterBall& ball = balls[size_t(l)];
+        if (shape.num_vertices <= 16) {
+            lo0 = lo1 = kInfinity;
+            hi0 = hi1 = -kInfinity;
+            for (int v = shape.vertex_offset; v < shape.vertex_offset + shape.num_vertices; ++v) {
+                Vec3 d = Vec3::load(s.vertices + 3 * size_t(v)) - p;
+                Real a = dot(m0, d), b = dot(m1, d);
+                lo0 = min_r(lo0, a);
+                hi0 = max_r(hi0, a);
+                lo1 = min_r(lo1, b);
+                hi1 = max_r(hi1, b);
+            }
+        } else {
+            Real a = dot(m0, ball.c - p), b = dot(m1, ball.c - p);
+            lo0 = a - ball.r;
+            hi0 = a + ball.r;
+            lo1 = b - ball.r;
+            hi1 = b + ball.r;
+        }
+        tol = Real(1e-4) * (length(ball.c - p) + ball.r);
+        bool both_front = lo0 > tol && lo1 > tol, both_back = hi0 < -tol && hi1 < -tol;
+        if (!both_front && !both_back) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
+    // The area lights' bounding balls, for pruning edges that cannot shadow them.
+    emitters_ = emitter_balls(s);
+    // Edges between coplanar faces never bound a discontinuity.
+    std::vector<int> items, emission_items;
+    std::vector<Vec3> n0(edges.size()), n1(edges.size());
+    for (size_t i = 0; i < edges.size(); ++i) {
+        const Edge& e = edges[i];
+        n0[i] = normalize(face_normal_unnormalised(s, e.f0));
+        n1[i] = e.f1 >= 0 ? normalize(face_normal_unnormalised(s, e.f1)) : n0[i];
+        if (e.f1 >= 0 && dot(n0[i], n1[i]) >= 1 - Real(1e-6)) continue;
+        items.push_back(int(i));
+        bool degenerate = !(dot(n0[i], n0[i]) > 0) || !(dot(n1[i], n1[i]) > 0);
+        if (e.f1 < 0 || degenerate || may_be_emitter_silhouette(s, e, n0[i], n1[i], emitters_)) {
+            emission_items.push_back(int(i));
+        }
+    }
+    build_edge_nodes(s, edges.data(), n0, n1, std::move(items), &nodes_, &leaves_);
+    build_edge_nodes(s, edges.data(), n0, n1, std::move(emission_items), &emission_nodes_, &emission_leaves_);
 }
 
 }  // namespace rt

@@ -67,18 +67,28 @@ namespace rt {
 // or 0 when the node provably holds no edge that matters there: all of it lies below the
 // point's tangent plane, or a bound on its faces' normals shows that no edge below is a
 // silhouette. Near the point, where box bounds say little, small nodes sum the exact
-// importance of their edges. The probability of the leaf reached is the product of the
-// choices, so the estimate stays unbiased (every edge that matters keeps a positive chance).
+// importance of their edges and the edge is then drawn among them by that importance. The
+// probability of the edge drawn is the product of the choices, so the estimate stays unbiased
+// (every edge that matters keeps a positive chance).
 struct EdgeTreeNode {
     Vec3 bmin, bmax;  // bounds of the edges' points
     Vec3 nmin, nmax;  // bounds of the unit normals of their faces
     Real length;      // total length of the edges below
     int flags;        // kEdgeBoundary: some edge is a boundary; kEdgeCrease: some edge is a flat-shading crease
     int left, right;  // children, or -1 for a leaf
-    int first, count; // the edges below: EdgeTreeView::items[first .. first + count)
+    int first, count; // the edges below: EdgeTreeView::leaves[first .. first + count)
 };
 enum { kEdgeBoundary = 1, kEdgeCrease = 2 };
 constexpr int kEdgeTreeExactCount = 32;  // nodes this small near the point sum exact importances
+
+// What the tree stores of one edge, in leaf order: its points and its faces' normals as they are
+// in this render (the tree is built per backward pass), so that testing an edge reads one record.
+struct EdgeLeaf {
+    Vec3 a, b;    // the edge's ends
+    Vec3 n0, n1;  // its faces' normals, unnormalised (n1 = n0 for a boundary edge)
+    int edge;     // index into the edge list
+    int flags;    // kEdgeBoundary, or kEdgeCrease when its flat-shaded faces differ
+};
 
 struct EmitterBall {
     Vec3 c;
@@ -87,12 +97,21 @@ struct EmitterBall {
 
 struct EdgeTreeView {
     const EdgeTreeNode* nodes = nullptr;
-    const Edge* edges = nullptr;
-    const int* items = nullptr;  // edge indices in leaf order
+    const EdgeLeaf* leaves = nullptr;
     int num_nodes = 0;
     const EmitterBall* emitters = nullptr;  // bounding balls of the area lights
     int num_emitters = 0;
 };
+
+// The cone of directions from a query point to an emitter's ball: axis dn, distance D to the
+// centre, ball radius r, and the sine and cosine of the cone's half-angle. inside: the point
+// lies in the ball (every direction counts).
+struct EmitterCone {
+    Vec3 dn;
+    Real D, r, sin_a, cos_a;
+    bool inside;
+};
+constexpr int kMaxQueryEmitters = 8;  // cones precomputed per query; more lights are computed per test
 
 // Where the edges are looked at from: a surface point, its geometric normal on the side the
 // path is on, and whether flat-shading creases count (when light bounces on from there).
@@ -104,29 +123,55 @@ struct EdgeQuery {
     // emitters' bounding spheres. num_emitters < 0: light may come from any direction.
     const EmitterBall* emitters;
     int num_emitters;
+    EmitterCone cones[kMaxQueryEmitters];
 };
 
+RT_HOST_DEVICE RT_INLINE EmitterCone emitter_cone(Vec3 x, const EmitterBall& ball) {
+    EmitterCone c;
+    Vec3 d = ball.c - x;
+    c.D = length(d);
+    c.r = ball.r;
+    c.inside = c.D <= ball.r;
+    c.dn = c.inside ? Vec3(0, 0, 1) : d / c.D;
+    c.sin_a = c.inside ? Real(1) : ball.r / c.D;
+    c.cos_a = std::sqrt(max_r(Real(0), 1 - c.sin_a * c.sin_a));
+    return c;
+}
+
+// A query from x (geometric normal n); emitters given: only emission arrives there.
+RT_HOST_DEVICE RT_INLINE EdgeQuery make_edge_query(Vec3 x, Vec3 n, bool creases, const EmitterBall* emitters,
+                                                   int num_emitters) {
+    EdgeQuery q;
+    q.x = x;
+    q.n = n;
+    q.creases = creases;
+    q.emitters = emitters;
+    q.num_emitters = emitters ? num_emitters : -1;
+    for (int i = 0; i < q.num_emitters && i < kMaxQueryEmitters; ++i) q.cones[i] = emitter_cone(x, emitters[i]);
+    return q;
+}
+
 // Whether a ball (c, r) can overlap the union of the segments from q.x to the emitters' balls:
-// the angle between the directions to the two balls must be within the sum of their angular
-// radii, and the ball must not lie wholly beyond the emitter. Conservative (never says no to a
-// ball that overlaps), so pruning with it keeps the estimate unbiased.
+// the ball must meet the cone from x to an emitter's ball and not lie wholly beyond the
+// emitter. Conservative (never says no to a ball that overlaps), so pruning with it keeps the
+// estimate unbiased. The cone test is the distance from the ball's centre to the cone's
+// surface, p cos(alpha) - a sin(alpha) <= r (a along the axis, p across it), which near the
+// apex only errs towards yes; squared, it needs no square root.
 RT_HOST_DEVICE RT_INLINE bool towards_emitters(const EdgeQuery& q, Vec3 c, Real r) {
     if (q.num_emitters < 0) return true;
     Vec3 e = c - q.x;
-    Real E = length(e);
-    if (E <= r) return true;
-    // Angular radii alpha (emitter) and beta (ball) by their sines and cosines; the test
-    // gamma <= alpha + beta (all in [0, pi]) as cos(gamma) >= cos(alpha + beta).
-    Real sin_b = r / E, cos_b = std::sqrt(max_r(Real(0), 1 - sin_b * sin_b));
+    Real E2 = length_squared(e);
+    if (E2 <= r * r) return true;
     for (int i = 0; i < q.num_emitters; ++i) {
-        Vec3 d = q.emitters[i].c - q.x;
-        Real rl = q.emitters[i].r;
-        Real D = length(d);
-        if (D <= rl) return true;
-        if (E - r > D + rl) continue;  // wholly beyond the emitter
-        Real sin_a = rl / D, cos_a = std::sqrt(max_r(Real(0), 1 - sin_a * sin_a));
-        Real cos_sum = cos_a * cos_b - sin_a * sin_b;
-        if (dot(d, e) >= (cos_sum - Real(1e-6)) * D * E) return true;
+        EmitterCone k = i < kMaxQueryEmitters ? q.cones[i] : emitter_cone(q.x, q.emitters[i]);
+        if (k.inside) return true;
+        Real far = k.D + k.r + r;
+        if (E2 > far * far * Real(1.0001)) continue;  // wholly beyond the emitter
+        Real a = dot(e, k.dn);
+        Real p2 = max_r(Real(0), E2 - a * a);
+        // Room for rounding: a relative 1e-4 of the ball's radius and of the distance along the axis.
+        Real rhs = r * Real(1.0001) + a * k.sin_a + Real(1e-4) * std::fabs(a);
+        if (rhs >= 0 && p2 * k.cos_a * k.cos_a <= rhs * rhs) return true;
     }
     return false;
 }
@@ -220,14 +265,24 @@ RT_HOST_DEVICE RT_INLINE Real height_above(Vec3 bmin, Vec3 bmax, const EdgeQuery
     return h;
 }
 
-RT_HOST_DEVICE RT_INLINE Real edge_importance(const SceneView& s, const Edge& e, const EdgeQuery& q) {
-    Vec3 a = Vec3::load(s.vertices + 3 * size_t(e.v0)), b = Vec3::load(s.vertices + 3 * size_t(e.v1));
+// Whether the image can jump across a tree edge as seen from x (edge_matters for a leaf).
+RT_HOST_DEVICE RT_INLINE bool leaf_matters(const EdgeLeaf& l, Vec3 x, bool creases) {
+    if (l.flags & kEdgeBoundary) return true;
+    Real s0 = dot(l.n0, l.a - x), s1 = dot(l.n1, l.a - x);
+    if ((s0 > 0) != (s1 > 0)) return true;
+    return creases && (l.flags & kEdgeCrease);
+}
+
+RT_HOST_DEVICE RT_INLINE Real edge_importance(const EdgeLeaf& l, const EdgeQuery& q) {
+    Vec3 a = l.a, b = l.b;
     // Below (or, up to rounding, on) the tangent plane the cosine, and so the term, vanishes.
+    Real ha = dot(q.n, a - q.x), hb = dot(q.n, b - q.x);
+    if (max_r(ha, hb) <= 0) return 0;
     Real scale = Real(1e-6) * (length(a - q.x) + length(b - q.x));
-    if (dot(q.n, a - q.x) <= scale && dot(q.n, b - q.x) <= scale) return 0;
+    if (ha <= scale && hb <= scale) return 0;
     // Cheapest tests first: the edge's ball against the emitters' cones, then the faces.
     if (!towards_emitters(q, (a + b) * Real(0.5), Real(0.5) * length(b - a))) return 0;
-    if (!edge_matters(s, e, q.x, false, Vec3(0), q.creases)) return 0;
+    if (!leaf_matters(l, q.x, q.creases)) return 0;
     Real t0, t1;
     if (!emitter_interval(q, a, b, &t0, &t1)) return 0;
     Vec3 a_in = a + (b - a) * t0, b_in = a + (b - a) * t1;  // the part that can matter
@@ -237,9 +292,16 @@ RT_HOST_DEVICE RT_INLINE Real edge_importance(const SceneView& s, const Edge& e,
     return len / max_r(length_squared(d), max_r(Real(0.25) * len * len, Real(1e-12)));
 }
 
-RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const SceneView& s, const EdgeTreeView& tree,
-                                                   const EdgeTreeNode& n, const EdgeQuery& q) {
-    if (n.count == 1) return edge_importance(s, tree.edges[tree.items[n.first]], q);
+// Whether node n, seen from q, is small and near enough for its edges' exact importances.
+RT_HOST_DEVICE RT_INLINE bool node_is_exact(const EdgeTreeNode& n, const EdgeQuery& q) {
+    if (n.count > kEdgeTreeExactCount) return false;
+    Vec3 d = vmax(vmax(n.bmin - q.x, q.x - n.bmax), Vec3(0));
+    return length_squared(d) <= Real(0.25) * length_squared(n.bmax - n.bmin);
+}
+
+RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const EdgeTreeView& tree, const EdgeTreeNode& n,
+                                                   const EdgeQuery& q) {
+    if (n.count == 1) return edge_importance(tree.leaves[n.first], q);
     if (height_above(n.bmin, n.bmax, q) <= 0) return 0;
     Vec3 d = vmax(vmax(n.bmin - q.x, q.x - n.bmax), Vec3(0));
     Real r2 = Real(0.25) * length_squared(n.bmax - n.bmin);
@@ -247,7 +309,7 @@ RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const SceneView& s, const Edg
     Real d2 = length_squared(d);
     if (d2 <= r2 && n.count <= kEdgeTreeExactCount) {
         Real sum = 0;
-        for (int k = 0; k < n.count; ++k) sum += edge_importance(s, tree.edges[tree.items[n.first + k]], q);
+        for (int k = 0; k < n.count; ++k) sum += edge_importance(tree.leaves[n.first + k], q);
         return sum;
     }
     if (!(n.flags & kEdgeBoundary) && !(q.creases && (n.flags & kEdgeCrease))) {
@@ -258,36 +320,75 @@ RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const SceneView& s, const Edg
     return n.length / max_r(d2, max_r(r2, Real(1e-12)));
 }
 
-// Chooses an edge that may matter as seen from q; returns its index and probability in *pmf, or
-// -1. *u_remapped receives u rescaled within the choices made: a fresh uniform number, so one
-// stratified number can pick both the edge and the point along it.
-RT_HOST_DEVICE RT_INLINE int sample_edge_tree(const SceneView& s, const EdgeTreeView& tree, const EdgeQuery& q,
-                                              Real u, Real* pmf, Real* u_remapped) {
-    *pmf = 0;
-    if (tree.num_nodes == 0) return -1;
-    int node = 0;
-    Real p = 1;
-    if (edge_node_importance(s, tree, tree.nodes[0], q) <= 0) return -1;
-    while (tree.nodes[node].left >= 0) {
-        const EdgeTreeNode& n = tree.nodes[node];
-        Real wl = edge_node_importance(s, tree, tree.nodes[n.left], q);
-        Real wr = edge_node_importance(s, tree, tree.nodes[n.right], q);
-        if (!(wl + wr > 0)) return -1;
-        Real pl = wl / (wl + wr);
-        if (u < pl) {
-            u = u / pl;
-            p *= pl;
-            node = n.left;
-        } else {
-            u = (u - pl) / (1 - pl);
-            p *= 1 - pl;
-            node = n.right;
-        }
-        u = u < Real(0.99999994) ? u : Real(0.99999994);
+// Draws the edges of `n` stratified numbers u[0 .. n) (ascending, in [0, 1)) in one descent:
+// at each node the numbers below the left child's share go left and the rest right, each
+// rescaled within its choice, so a node's importance is computed once for all of them. A node
+// that is exact (node_is_exact) is resolved among its edges by their exact importances.
+// Out, per number j: edge[j] (an index into the edge list, or -1 when none may matter), its
+// probability pmf[j], and u_t[j] the number rescaled within the choices made (a fresh uniform
+// number, which places the point along the edge).
+constexpr int kMaxEdgeDraws = 16;
+RT_HOST_DEVICE RT_INLINE void sample_edge_tree(const EdgeTreeView& tree, const EdgeQuery& q, int n, const Real* u,
+                                               int* edge, Real* pmf, Real* u_t) {
+    Real uu[kMaxEdgeDraws];
+    for (int j = 0; j < n; ++j) {
+        edge[j] = -1;
+        pmf[j] = 0;
+        u_t[j] = 0;
+        uu[j] = u[j];
     }
-    *pmf = p;
-    *u_remapped = u;
-    return tree.items[tree.nodes[node].first];
+    if (tree.num_nodes == 0 || n <= 0) return;
+    struct Task {
+        int node, j0, j1;
+        Real p;
+    };
+    Task stack[64];
+    int top = 0;
+    if (edge_node_importance(tree, tree.nodes[0], q) <= 0) return;
+    stack[top++] = Task{0, 0, n, Real(1)};
+    const Real one_minus = Real(0.99999994);
+    while (top > 0) {
+        Task t = stack[--top];
+        const EdgeTreeNode& nd = tree.nodes[t.node];
+        if (nd.count == 1) {
+            for (int j = t.j0; j < t.j1; ++j) {
+                edge[j] = tree.leaves[nd.first].edge;
+                pmf[j] = t.p;
+                u_t[j] = uu[j];
+            }
+            continue;
+        }
+        if (node_is_exact(nd, q)) {
+            Real w[kEdgeTreeExactCount + 1];
+            w[0] = 0;
+            for (int k = 0; k < nd.count; ++k) w[k + 1] = w[k] + edge_importance(tree.leaves[nd.first + k], q);
+            Real total = w[nd.count];
+            if (!(total > 0)) continue;
+            int k = 0;
+            for (int j = t.j0; j < t.j1; ++j) {
+                Real target = uu[j] * total;
+                while (k + 1 < nd.count && w[k + 1] <= target) ++k;  // targets ascend with j
+                Real wk = w[k + 1] - w[k];
+                if (!(wk > 0)) continue;
+                Real r = (target - w[k]) / wk;
+                edge[j] = tree.leaves[nd.first + k].edge;
+                pmf[j] = t.p * (wk / total);
+                u_t[j] = r < one_minus ? (r > 0 ? r : Real(0)) : one_minus;
+            }
+            continue;
+        }
+        Real wl = edge_node_importance(tree, tree.nodes[nd.left], q);
+        Real wr = edge_node_importance(tree, tree.nodes[nd.right], q);
+        if (!(wl + wr > 0)) continue;
+        Real pl = wl / (wl + wr);
+        int k = t.j0;
+        while (k < t.j1 && uu[k] < pl) ++k;
+        for (int j = t.j0; j < k; ++j) uu[j] = min_r(uu[j] / pl, one_minus);
+        for (int j = k; j < t.j1; ++j) uu[j] = min_r((uu[j] - pl) / (1 - pl), one_minus);
+        if (top + 2 > 64) continue;  // deeper than any tree built here
+        if (k < t.j1) stack[top++] = Task{nd.right, k, t.j1, t.p * (1 - pl)};
+        if (t.j0 < k) stack[top++] = Task{nd.left, t.j0, k, t.p * pl};
+    }
 }
 
 // The edges that may matter from a point, with their exact importances, when there are few of
@@ -301,8 +402,8 @@ struct EdgeCandidates {
 };
 
 // Fills *c and returns true, or returns false when more than kMaxEdgeCandidates edges may matter
-// (or finding out takes long).
-RT_HOST_DEVICE RT_INLINE bool gather_edges(const SceneView& s, const EdgeTreeView& tree, const EdgeQuery& q,
+// or finding out takes more than `budget` nodes (a failed gather must stay cheap).
+RT_HOST_DEVICE RT_INLINE bool gather_edges(const EdgeTreeView& tree, const EdgeQuery& q, int budget,
                                            EdgeCandidates* c) {
     c->count = 0;
     c->cdf[0] = 0;
@@ -310,21 +411,20 @@ RT_HOST_DEVICE RT_INLINE bool gather_edges(const SceneView& s, const EdgeTreeVie
     int stack[64];
     int top = 0;
     stack[top++] = 0;
-    int budget = 64;  // nodes visited before giving up: a failed gather must stay cheap
     while (top > 0) {
         if (--budget < 0) return false;
         const EdgeTreeNode& n = tree.nodes[stack[--top]];
         if (n.count == 1) {
-            int ei = tree.items[n.first];
-            Real w = edge_importance(s, tree.edges[ei], q);
+            const EdgeLeaf& l = tree.leaves[n.first];
+            Real w = edge_importance(l, q);
             if (!(w > 0)) continue;
             if (c->count == kMaxEdgeCandidates) return false;
-            c->edge[c->count] = ei;
+            c->edge[c->count] = l.edge;
             c->cdf[c->count + 1] = c->cdf[c->count] + w;
             ++c->count;
             continue;
         }
-        if (!(edge_node_importance(s, tree, n, q) > 0)) continue;
+        if (!(edge_node_importance(tree, n, q) > 0)) continue;
         if (top + 2 > 64) return false;
         stack[top++] = n.right;
         stack[top++] = n.left;
@@ -351,18 +451,20 @@ RT_HOST_DEVICE RT_INLINE int sample_candidates(const EdgeCandidates& c, Real u, 
 
 class EdgeTree {
 public:
-    // Builds over the edges that can ever matter (not those between coplanar faces).
+    // Builds over the edges that can ever matter (not those between coplanar faces), and a second
+    // tree over those of them that can bound emission seen from anywhere (silhouettes seen from
+    // some emitter point, boundaries), for emission-only queries.
     void build(const SceneView& scene, const std::vector<Edge>& edges);
-    EdgeTreeView view() const {
-        return EdgeTreeView{nodes_.data(), edges_, items_.data(), int(nodes_.size()), emitters_.data(),
-                            int(emitters_.size())};
-    }
+    EdgeTreeView view() const { return make_view(nodes_, leaves_); }
+    EdgeTreeView emission_view() const { return make_view(emission_nodes_, emission_leaves_); }
 
 private:
-    std::vector<EdgeTreeNode> nodes_;
-    std::vector<int> items_;
+    EdgeTreeView make_view(const std::vector<EdgeTreeNode>& nodes, const std::vector<EdgeLeaf>& leaves) const {
+        return EdgeTreeView{nodes.data(), leaves.data(), int(nodes.size()), emitters_.data(), int(emitters_.size())};
+    }
+    std::vector<EdgeTreeNode> nodes_, emission_nodes_;
+    std::vector<EdgeLeaf> leaves_, emission_leaves_;
     std::vector<EmitterBall> emitters_;
-    const Edge* edges_ = nullptr;
 };
 
 // The bounding balls of the area lights.
