@@ -98,8 +98,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 for the std")
     parser.add_argument("--edge-spp", type=int, default=None,
                         help="primary-edge samples per pixel (default: spp, as render does)")
-    parser.add_argument("--secondary-spp", type=int, default=4,
-                        help="secondary-edge samples per path vertex (render's default: 4)")
+    parser.add_argument("--secondary-spp", type=int, default=16,
+                        help="secondary-edge samples per path vertex (render's default: 16)")
     parser.add_argument("--direction", default="1,2,3",
                         help="translation direction d of part 3 (b); normalised")
     parser.add_argument("--weight-seed", type=int, default=0, help="seed of the loss weights W")

@@ -291,7 +291,7 @@ public:
     // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
     py::dict render_backward(const py::handle& d_image, int spp, int max_bounces, uint64_t seed, int edge_spp,
                              bool interior, bool primary_edges, int secondary_edges, int num_threads,
-                             const py::object& probe) {
+                             const py::object& probe, const py::object& shape_vertex_grad, bool camera_grad) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
         if (spp <= 0) fail("spp must be positive");
@@ -335,6 +335,18 @@ public:
         p.secondary_edges = secondary_edges;
         p.num_threads = num_threads;
         SceneView view = data_.view();
+        // Which shapes' vertices need gradients (None: all).
+        std::vector<uint8_t> vertex_grad;
+        if (!shape_vertex_grad.is_none()) {
+            py::sequence flags = shape_vertex_grad;
+            if (int(py::len(flags)) != view.num_shapes) {
+                fail("shape_vertex_grad must have one flag per shape (" + std::to_string(view.num_shapes) + "), got " +
+                     std::to_string(py::len(flags)));
+            }
+            for (const py::handle& f : flags) vertex_grad.push_back(f.cast<bool>() ? 1 : 0);
+            p.shape_vertex_grad = vertex_grad.data();
+        }
+        p.camera_grad = camera_grad ? 1 : 0;
         {
             py::gil_scoped_release release;
             rt::render_backward(view, c, edges_, layout, p, d.data(), out);
@@ -391,7 +403,7 @@ PYBIND11_MODULE(_core, m) {
         .def("render_backward", &CoreScene::render_backward, py::arg("d_image"), py::arg("spp"),
              py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
              py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"),
-             py::arg("probe") = py::none());
+             py::arg("probe") = py::none(), py::arg("shape_vertex_grad") = py::none(), py::arg("camera_grad") = true);
 
     // BSDF, for the sampler tests (local frame, normal +z).
     m.def("bsdf_eval", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,

@@ -23,7 +23,7 @@ _MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/b
 
 def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
            channels: Sequence[str] = ("radiance",), threads: Optional[int] = None, *,
-           edge_spp: Optional[int] = None, secondary_spp: int = 4, boundary: Union[bool, str] = True,
+           edge_spp: Optional[int] = None, secondary_spp: int = 16, boundary: Union[bool, str] = True,
            interior: bool = True) -> torch.Tensor:
     """Renders the scene with a Monte Carlo path tracer.
 
@@ -40,9 +40,13 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             diffuse reflectance at the first hit), "shape_id" (1, the shape hit through the
             pixel centre, -1 for none).
         threads: worker threads (default: RT_NUM_THREADS or all cores).
-        edge_spp: primary-edge samples per pixel for the boundary gradient (default: spp).
-        secondary_spp: secondary-edge samples at each vertex of each traced path of the
-            backward pass (stratified over the edges that can matter there).
+        edge_spp: primary-edge samples per pixel for the boundary gradient (default: spp):
+            edge_spp * H * W samples spread over the screen-space length of the edges that can
+            matter, of which only those on edges whose motion a requested gradient needs (the
+            vertices of shapes that require grad, or the camera) are taken.
+        secondary_spp: secondary-edge samples at each vertex of the backward pass's paths
+            (stratified over the edges that can matter there; drawn in one descent of the
+            edge tree, so more of them cost little beside the path; default 16).
         boundary: which boundary (visibility) terms the gradient includes: True (all),
             "primary" (edges seen from the camera), "secondary" (shadows and indirect
             visibility) or False (none: plain autodiff of the shading, which misses the
@@ -128,6 +132,15 @@ def _parameters(scene: Scene):
     return params
 
 
+def _geometry_needs(scene: Scene, wanted):
+    """(one flag per shape: its vertices are among `wanted`; whether a camera tensor is): the
+    core samples only the edges whose motion can reach a wanted gradient."""
+    vertex_grad = [any(s.vertices is t for t in wanted) for s in scene.shapes]
+    c = scene.camera
+    camera_grad = any(t is u for t in wanted for u in (c.position, c.look_at, c.up, c.fov))
+    return vertex_grad, camera_grad
+
+
 def _forward(scene: Scene, st: dict) -> torch.Tensor:
     core = scene._sync(st["threads"])
     h, w = scene.camera.resolution
@@ -155,17 +168,20 @@ class _Render(torch.autograd.Function):
         lo, hi = st["radiance_slice"]
         d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
         core = scene._sync(st["threads"])
+        params = _parameters(scene)
+        vertex_grad, camera_grad = _geometry_needs(scene, [t for (t, _), need in zip(params, needs) if need])
         blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
-                                      st["interior"], st["primary_edges"], st["secondary_edges"], st["threads"])
+                                      st["interior"], st["primary_edges"], st["secondary_edges"], st["threads"],
+                                      shape_vertex_grad=vertex_grad, camera_grad=camera_grad)
         grads = []
-        for (_, (block, begin, end)), shape, need in zip(_parameters(scene), ctx.shapes, needs):
+        for (_, (block, begin, end)), shape, need in zip(params, ctx.shapes, needs):
             grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape) if need else None)
         return (None, None) + tuple(grads)
 
 
 def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int = 16, max_bounces: int = 1,
                    seed: int = 0, threads: Optional[int] = None, *, edge_spp: Optional[int] = None,
-                   secondary_spp: int = 4, boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
+                   secondary_spp: int = 16, boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
     """The derivative of every pixel w.r.t. a step of one scene tensor along `direction`.
 
     Each term the reverse pass computes belongs to the pixel whose sample made it (the pixel
@@ -221,8 +237,9 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     core = scene._sync(num_threads)
     h, w = scene.camera.resolution
     ones = torch.ones((h, w, 3), dtype=torch.float32)
+    vertex_grad, camera_grad = _geometry_needs(scene, [tensor])
     out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
                                boundary is True or boundary == "primary",
                                secondary_spp if boundary is True or boundary == "secondary" else 0,
-                               num_threads, probe.numpy())
+                               num_threads, probe.numpy(), shape_vertex_grad=vertex_grad, camera_grad=camera_grad)
     return torch.from_numpy(out["probe_image"])

@@ -102,10 +102,11 @@ void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sam
                 pv.emit_weight = w;
             }
         }
-        if (bounce >= max_bounces || path->n == kMaxPathVertices) break;
+        // Set before any exit: d_hit_geometry reads them (times zero) at every vertex.
         pv.side = 1;
         pv.ng = pv.sp.ng;
         pv.ns = pv.sp.ns;
+        if (bounce >= max_bounces || path->n == kMaxPathVertices) break;
         if (dot(pv.wo, pv.ng) < 0) {
             if (!material.two_sided) break;
             pv.side = -1;
@@ -502,8 +503,10 @@ void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCame
 // Sample multiplier of the pixels that a visibility boundary crosses.
 constexpr int kBoundaryPixelBoost = 16;
 
-// Tree nodes an emission-only query visits looking for few enough edges to sample exactly.
-constexpr int kGatherBudget = 24;
+// Emission-only queries gather all the edges that may matter (to sample them by exact
+// importance) only in trees this small: in larger ones the gather rarely ends with few enough,
+// and the descent resolves small nodes near the point exactly anyway.
+constexpr int kGatherMaxNodes = 4 * kMaxEdgeCandidates;
 
 // Whether the rays through a pixel's corners and centre disagree: some hit and some miss, they
 // hit different shapes, or their depths differ by more than 5%.
@@ -526,8 +529,11 @@ bool on_visibility_boundary(const SceneView& s, int px, int py) {
 }
 
 struct InteriorTile : BackwardContext {
-    EdgeTreeView tree;           // every edge that can matter
-    EdgeTreeView emission_tree;  // those that can matter when only emission arrives
+    // The edge trees: [0] every edge that can matter, [1] those that can matter when only
+    // emission arrives; grad_trees: the same over the edges of the shapes whose vertices need
+    // gradients, for vertices whose own position needs none (has_grad_trees: some shape's do).
+    EdgeTreeView trees[2], grad_trees[2];
+    bool has_grad_trees;
     bool few_light_triangles;    // emission-only edge samples test the lights' triangles directly
     int tile_size;
     int tiles_x;
@@ -585,6 +591,14 @@ struct InteriorTile : BackwardContext {
                           &d_dir);
             if (path.n == 0) d_cam_dir += d_dir;  // the background seen directly turns with the camera
         }
+        // Whether a gradient w.r.t. vertex k's position reaches anything asked for: the camera,
+        // or the vertices of its own or an earlier vertex's shape (through the rays' origins).
+        bool x_grad[kMaxPathVertices];
+        bool any = p->camera_grad != 0;
+        for (int k = 0; k < path.n; ++k) {
+            any = any || !p->shape_vertex_grad || p->shape_vertex_grad[path.v[k].sp.shape_id];
+            x_grad[k] = any;
+        }
         Vec3 d_x_next(0);  // gradient w.r.t. the origin of the ray leaving the current vertex
         for (int k = path.n - 1; k >= 0; --k) {
             const PathVertex& pv = path.v[k];
@@ -625,7 +639,7 @@ struct InteriorTile : BackwardContext {
                 if (p->interior) {
                     d_eval_material(s.texels, s.materials[pv.material_id], pv.sp.uv, d_bsdf, tex_sink, &d_uv);
                 }
-                if (p->secondary_edges > 0 && edge_weight > 0) {
+                if (p->secondary_edges > 0 && edge_weight > 0 && (x_grad[k] || has_grad_trees)) {
                     Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
                     // At the first vertex the pixel's samples share one stratified pattern.
                     Real u = k == 0 ? u_edge0 : edge_sampler.get(uint32_t(k));
@@ -634,12 +648,16 @@ struct InteriorTile : BackwardContext {
                     // large part, are then all sampled from the same point.
                     int n = p->secondary_edges;
                     int remaining = p->max_bounces - (k + 1);
-                    EdgeQuery query = edge_query(s, tree, pv, remaining);
-                    const EdgeTreeView& t = query.num_emitters >= 0 ? emission_tree : tree;
+                    EdgeQuery query = edge_query(s, trees[0], pv, remaining);
+                    // Where no gradient flows to the vertex (its position moves nothing asked
+                    // for), only the edges of shapes whose vertices need gradients are sampled.
+                    bool emission = query.num_emitters >= 0;
+                    const EdgeTreeView& t = x_grad[k] ? trees[emission] : grad_trees[emission];
                     EdgeCandidates candidates;
                     // Few edges may matter when only emission arrives (the tree prunes all but
                     // those in front of the lights): then sample them by exact importance.
-                    bool few = query.num_emitters >= 0 && gather_edges(t, query, kGatherBudget, &candidates);
+                    bool few = emission && t.num_nodes <= kGatherMaxNodes &&
+                               gather_edges(t, query, kGatherMaxNodes, &candidates);
                     if (!few || candidates.count > 0) {
                         // In batches of stratified numbers, each batch drawn in one descent.
                         for (int j0 = 0; j0 < n; j0 += kMaxEdgeDraws) {
@@ -708,7 +726,6 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
     Vec3 dir = cam.orthographic ? centre.dir : m - centre.org;
     Real t_m = cam.orthographic ? dot(m - centre.org, dir) : Real(1);
     if (!(t_m > 0)) return false;
-    if (!visible(s, centre.org, centre.org + dir * t_m)) return false;
     // Which of the edge's faces covers each side: the side of its third vertex, and when both
     // lie on one side (a silhouette) the one in front.
     int face_on[2] = {-1, -1};
@@ -729,13 +746,31 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
         }
         face_on[side] = f;
     }
+    // Something in front of the edge point hides the jump. A side that no face of the edge
+    // covers is traced first: its ray passes just beside the edge point, so a first hit in front
+    // of it (in depth) means the point is hidden, without a ray of its own. Only when both sides
+    // are covered does the edge point take a visibility ray.
     const Real eps = Real(1e-3);
+    Real depth_m = dot(m - cam.position, cam.forward);
+    Ray far_ray[2];
+    Hit far_hit[2];
+    bool far_found[2] = {false, false};
+    for (int side = 0; side < 2; ++side) {
+        if (face_on[side] >= 0) continue;
+        Real off = side == 0 ? -eps : eps;
+        far_ray[side] = generate_ray(cam, pt.x + n.x * off, pt.y + n.y * off);
+        far_found[side] = intersect(s.bvh, far_ray[side], &far_hit[side]);
+        if (far_found[side]) {
+            Vec3 q = far_ray[side].org + far_ray[side].dir * far_hit[side].t;
+            if (dot(q - cam.position, cam.forward) < depth_m * (1 - Real(1e-4))) return false;
+        }
+    }
+    if (face_on[0] >= 0 && face_on[1] >= 0 && !visible(s, centre.org, centre.org + dir * t_m)) return false;
     for (int side = 0; side < 2; ++side) {
         PrimaryInfo info;
         int f = face_on[side];
         if (f < 0) {
-            Real off = side == 0 ? -eps : eps;
-            L[side] = radiance(s, generate_ray(cam, pt.x + n.x * off, pt.y + n.y * off), max_bounces, sampler, &info);
+            L[side] = radiance_from(s, far_ray[side], far_found[side], far_hit[side], max_bounces, sampler, &info);
             continue;
         }
         // The hit on face f at the edge point: barycentrics 1 - t_w and t_w on the edge's ends.
@@ -820,15 +855,22 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
     const Camera& cam = s.camera;
     int num_edges = int(edges.size());
     // Secondary edges: chosen from each shading point through the edge tree.
-    EdgeTree tree;
-    if (p.secondary_edges > 0) tree.build(s, edges);
+    EdgeTree tree, grad_tree;
+    if (p.secondary_edges > 0) {
+        tree.build(s, edges);
+        if (p.shape_vertex_grad) grad_tree.build(s, edges, p.shape_vertex_grad);
+    }
 
     BackwardContext context{&s, &camera, &layout, &p, d_image, edges.data()};
     if (p.interior || p.secondary_edges > 0) {
         InteriorTile k;
         static_cast<BackwardContext&>(k) = context;
-        k.tree = tree.view();
-        k.emission_tree = tree.emission_view();
+        k.trees[0] = tree.view();
+        k.trees[1] = tree.emission_view();
+        const EdgeTree& g = p.shape_vertex_grad ? grad_tree : tree;
+        k.grad_trees[0] = g.view();
+        k.grad_trees[1] = g.emission_view();
+        k.has_grad_trees = !g.empty();
         k.few_light_triangles = count_light_triangles(s) <= kMaxBruteForceLightTriangles;
         k.tile_size = 8;
         k.tiles_x = (cam.width + 7) / 8;
@@ -839,6 +881,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
     if (p.primary_edges && num_edges > 0 && p.edge_spp > 0) {
         // Edges that matter from the camera, by projected length.
         std::vector<Real> screen_lengths(num_edges, 0);
+        double all_length = 0, wanted_length = 0;
         bool creases = p.max_bounces >= 1;
         std::vector<EmitterBall> balls = emitter_balls(s);
         for (int i = 0; i < num_edges; ++i) {
@@ -858,7 +901,13 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
                 continue;
             }
             Vec2 d = s1 - s0;
-            screen_lengths[i] = density * std::sqrt(d.x * d.x + d.y * d.y);
+            Real len = density * std::sqrt(d.x * d.x + d.y * d.y);
+            all_length += len;
+            // Its term moves only its own vertices and the camera: edges whose motion no
+            // gradient asks for are not sampled.
+            if (!p.camera_grad && p.shape_vertex_grad && !p.shape_vertex_grad[e.shape]) continue;
+            screen_lengths[i] = len;
+            wanted_length += len;
         }
         std::vector<Real> cdf;
         build_cdf(screen_lengths, &cdf);
@@ -866,7 +915,10 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
             PrimaryEdgeTile k;
             static_cast<BackwardContext&>(k) = context;
             k.choice = Distribution1D{cdf.data(), num_edges};
-            k.num_samples = int64_t(p.edge_spp) * cam.width * cam.height;
+            // edge_spp * H * W samples would go over all the edges; the edges sampled get the
+            // same density (their share of them).
+            double share = all_length > 0 ? wanted_length / all_length : 1.0;
+            k.num_samples = std::max<int64_t>(1, int64_t(std::ceil(double(p.edge_spp) * cam.width * cam.height * share)));
             k.samples_per_tile = 1024;
             int tiles = int((k.num_samples + k.samples_per_tile - 1) / k.samples_per_tile);
             accumulate_tiles(k, tiles, layout.total, p.num_threads, out);

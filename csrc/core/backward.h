@@ -35,6 +35,11 @@ struct BackwardParams {
     int primary_edges;    // boundary terms of primary visibility
     int secondary_edges;  // secondary-visibility edge samples per path vertex (shadows, indirect); 0: none
     int num_threads;
+    // Which geometry needs gradients: per shape, its vertex positions (null: every shape), and
+    // the camera. Edge terms that can reach none of them are not sampled, so the edge samples go
+    // to the edges whose motion is asked for.
+    const uint8_t* shape_vertex_grad = nullptr;
+    int camera_grad = 1;
 };
 
 // d_image: [H, W, 3] gradient of the loss w.r.t. the radiance image. Adds into out.grad

@@ -162,7 +162,7 @@ bool may_be_emitter_silhouette(const SceneView& s, const Edge& e, Vec3 m0, Vec3 
 
 }  // namespace
 
-void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
+void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges, const uint8_t* shape_filter) {
     // The area lights' bounding balls, for pruning edges that cannot shadow them.
     emitters_ = emitter_balls(s);
     // Edges between coplanar faces never bound a discontinuity.
@@ -170,6 +170,7 @@ void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges) {
     std::vector<Vec3> n0(edges.size()), n1(edges.size());
     for (size_t i = 0; i < edges.size(); ++i) {
         const Edge& e = edges[i];
+        if (shape_filter && !shape_filter[e.shape]) continue;
         n0[i] = normalize(face_normal_unnormalised(s, e.f0));
         n1[i] = e.f1 >= 0 ? normalize(face_normal_unnormalised(s, e.f1)) : n0[i];
         if (e.f1 >= 0 && dot(n0[i], n1[i]) >= 1 - Real(1e-6)) continue;

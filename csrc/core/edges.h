@@ -453,8 +453,10 @@ class EdgeTree {
 public:
     // Builds over the edges that can ever matter (not those between coplanar faces), and a second
     // tree over those of them that can bound emission seen from anywhere (silhouettes seen from
-    // some emitter point, boundaries), for emission-only queries.
-    void build(const SceneView& scene, const std::vector<Edge>& edges);
+    // some emitter point, boundaries), for emission-only queries. shape_filter (one flag per
+    // shape, or null for all): only the edges of the shapes flagged.
+    void build(const SceneView& scene, const std::vector<Edge>& edges, const uint8_t* shape_filter = nullptr);
+    bool empty() const { return nodes_.empty(); }
     EdgeTreeView view() const { return make_view(nodes_, leaves_); }
     EdgeTreeView emission_view() const { return make_view(emission_nodes_, emission_leaves_); }
 
