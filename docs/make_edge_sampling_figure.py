@@ -54,7 +54,7 @@ def main():
     fd = ((rt.render(scene(h), spp=1024, seed=2) - rt.render(scene(-h), spp=1024, seed=2)).sum(-1) / (2 * h)).numpy()
     scale = np.percentile(np.abs(fd), 99.5)
     panels = [to_srgb(image), diverging(grad, scale), diverging(fd, scale)]
-    titles = ["image", "gradient image (edge sampling)", "finite differences"]
+    titles = ["image", "edge sampling", "finite differences"]
     pad, top = 8, 18
     canvas = Image.new("RGB", (3 * RES + 4 * pad, RES + top + pad), "white")
     draw = ImageDraw.Draw(canvas)
