@@ -100,9 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     Result keys: "position_error", "look_at_error" (scene units), "direction_error_deg",
     "initial_errors", and the bookkeeping of ``RunLog.finish``.
     """
-    args = _common.parse_args(argv, __doc__, NAME, full_iterations=200, quick_iterations=40)
+    args = _common.parse_args(argv, __doc__, NAME, full_iterations=200, quick_iterations=60)
     res = (40, 56) if args.quick else (144, 192)
-    spp = 4 if args.quick else 8
+    spp = 8
     setup = StillLife(res)
     render = dict(max_bounces=1, threads=args.threads)
     with torch.no_grad():
