@@ -347,6 +347,8 @@ public:
             p.shape_vertex_grad = vertex_grad.data();
         }
         p.camera_grad = camera_grad ? 1 : 0;
+        BackwardStats stats;
+        p.stats = &stats;
         {
             py::gil_scoped_release release;
             rt::render_backward(view, c, edges_, layout, p, d.data(), out);
@@ -366,6 +368,8 @@ public:
         result["envmap"] = block(layout.envmap, layout.camera);
         result["camera"] = block(layout.camera, layout.total);
         result["total"] = py::int_(layout.total);
+        result["primary_edge_samples"] = py::int_(int64_t(stats.primary_edge_samples));
+        result["secondary_edge_draws"] = py::int_(int64_t(stats.secondary_edge_draws));
         if (out.probe) {
             py::array_t<float> img({py::ssize_t(c.height), py::ssize_t(c.width)});
             for (size_t i = 0; i < probe_image.size(); ++i) img.mutable_data()[i] = float(probe_image[i]);

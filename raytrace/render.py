@@ -173,6 +173,8 @@ class _Render(torch.autograd.Function):
         blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
                                       st["interior"], st["primary_edges"], st["secondary_edges"], st["threads"],
                                       shape_vertex_grad=vertex_grad, camera_grad=camera_grad)
+        scene._stats["primary_edge_samples"] = blocks["primary_edge_samples"]
+        scene._stats["secondary_edge_draws"] = blocks["secondary_edge_draws"]
         grads = []
         for (_, (block, begin, end)), shape, need in zip(params, ctx.shapes, needs):
             grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape) if need else None)

@@ -4,6 +4,7 @@ Each test renders with fixed seeds; the finite differences use the same seed on 
 Tolerances are chosen so that a wrong sign, a factor of two or a missing boundary term fails,
 and the `boundary=False` checks show that the edge-sampling terms carry the visibility part.
 """
+import functools
 import math
 
 import numpy as np
@@ -180,14 +181,24 @@ def shadow_scene(offset, grad_shape=None, H=32, W=32):
     return rt.Scene(cam, shapes, mats, [rt.AreaLight(1, torch.tensor([20.0, 20.0, 20.0]))])
 
 
+def small_shadow_scene(offset, grad_shape=None):
+    return shadow_scene(offset, grad_shape, H=24, W=24)
+
+
+@functools.lru_cache(maxsize=None)
+def occluder_fd():
+    """Central difference for the occluder moving along +z (it needs many samples: the shadow's
+    edge makes it noisy)."""
+    return fd_translation(small_shadow_scene, 2, torch.tensor([0.0, 0.0, 1.0]), h=0.02, spp=4096, seed=3,
+                          max_bounces=1)
+
+
 def test_shadow_of_moving_occluder():
     """The occluder is black: it changes the image only through its edges, seen from the camera
     (its silhouette against the plane) and from the plane (the shadow's outline)."""
-    def make(offset, grad_shape=None):
-        return shadow_scene(offset, grad_shape, H=24, W=24)
+    make = small_shadow_scene
     d = torch.tensor([0.0, 0.0, 1.0])
-    # The finite difference needs many samples: the shadow's edge makes it noisy.
-    fd = fd_translation(make, 2, d, h=0.02, spp=4096, seed=3, max_bounces=1)
+    fd = occluder_fd()
     g = grad_translation(make, 2, d, spp=1024, seed=4, max_bounces=1, edge_spp=64)
     assert abs(fd) > 10.0, "setup: the shadow must move"
     assert g == pytest.approx(fd, rel=0.05)
@@ -195,6 +206,49 @@ def test_shadow_of_moving_occluder():
     assert abs(g0) < 1e-3 * abs(fd)
     g_primary = grad_translation(make, 2, d, spp=8, seed=4, max_bounces=1, edge_spp=64, boundary="primary")
     assert abs(g_primary - fd) > 0.3 * abs(fd), "the shadow's own edges (secondary) carry much of it"
+
+
+def test_occluder_gradient_when_more_is_asked():
+    """Only the gradients asked for steer the edge sampling: with the occluder alone requiring
+    grad, the plane's shading points sample only the occluder's edges and the primary samples
+    skip the plane's and the light's. With the plane's vertices and the camera requiring grad
+    as well, every edge is sampled from everywhere; the occluder's gradient must agree with the
+    finite differences either way."""
+    d = torch.tensor([0.0, 0.0, 1.0])
+    scene = small_shadow_scene(offset={}, grad_shape=2)
+    scene.shapes[0].vertices.requires_grad_(True)
+    scene.camera.position.requires_grad_(True)
+    rt.render(scene, spp=1024, max_bounces=1, seed=4, edge_spp=64).sum().backward()
+    g = float((scene.shapes[2].vertices.grad.double().sum(0) * d.double()).sum())
+    assert scene.shapes[0].vertices.grad is not None and scene.camera.position.grad is not None
+    assert g == pytest.approx(occluder_fd(), rel=0.05)
+
+
+def test_edge_samples_go_only_where_gradients_are_asked():
+    """The backward pass samples the edges whose motion reaches a gradient that was asked for:
+    none for a light's intensity alone (no edge moves it), only the occluder's own for its
+    vertices, every edge that can matter once the camera's position is asked for too."""
+    def counts(wanted):
+        scene = shadow_scene({})
+        tensors = {"intensity": scene.area_lights[0].intensity, "occluder": scene.shapes[2].vertices,
+                   "camera": scene.camera.position}
+        for name in wanted:
+            tensors[name].requires_grad_(True)
+        rt.render(scene, spp=2, max_bounces=1, seed=2).sum().backward()
+        return scene._stats["primary_edge_samples"], scene._stats["secondary_edge_draws"]
+    assert counts(["intensity"]) == (0, 0)
+    occluder, everything = counts(["occluder"]), counts(["occluder", "camera"])
+    assert 0 < occluder[0] < everything[0] and 0 < occluder[1] < everything[1]
+    # Same density on the occluder's edges: its share of the edges' screen length.
+    assert everything[0] <= 2 * 32 * 32 + 1
+
+
+def test_backward_rejects_wrong_gradient_flags():
+    scene = shadow_scene({})
+    core = scene._sync(1)
+    d = np.ones((32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match="shape_vertex_grad"):
+        core.render_backward(d, 1, 1, 0, 1, True, True, 1, 1, shape_vertex_grad=[True])
 
 
 # ---- Interior terms ------------------------------------------------------------------------

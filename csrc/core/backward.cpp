@@ -542,6 +542,7 @@ struct InteriorTile : BackwardContext {
         const SceneView& s = *this->s;
         const Camera& cam = s.camera;
         int tx = tile % tiles_x, ty = tile / tiles_x;
+        int64_t draws = 0;
         for (int py = ty * tile_size; py < std::min(cam.height, (ty + 1) * tile_size); ++py) {
             for (int px = tx * tile_size; px < std::min(cam.width, (tx + 1) * tile_size); ++px) {
                 int pixel = py * cam.width + px;
@@ -569,17 +570,18 @@ struct InteriorTile : BackwardContext {
                     Real edge_weight = smp < p->spp ? Real(n) / Real(p->spp) : Real(0);
                     Real u_edge0 = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
                     d_path(s, path, d_pix, edge_sampler, u_edge0, edge_weight, uint64_t(pixel), uint64_t(smp), acc,
-                           sx, sy, &d_cam);
+                           sx, sy, &d_cam, &draws);
                 }
                 add_camera_grad(acc, *layout, d_cam);
             }
         }
+        if (p->stats) p->stats->secondary_edge_draws += draws;
     }
 
     // edge_weight scales the secondary-edge terms of this path (0: none taken).
     void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, Real u_edge0,
                 Real edge_weight, uint64_t pixel, uint64_t smp, GradAccumulator& acc, Real sx, Real sy,
-                DCameraParams* d_cam) const {
+                DCameraParams* d_cam, int64_t* draws) const {
         const GradLayout& L = *layout;
         GradSink tex_sink{&acc, L.texels};
         GradSink env_sink{&acc, L.envmap};
@@ -670,6 +672,7 @@ struct InteriorTile : BackwardContext {
                             } else {
                                 sample_edge_tree(t, query, m, uj, ei, p_edge, u_t);
                             }
+                            *draws += m;
                             for (int j = 0; j < m; ++j) {
                                 d_p += secondary_edge_term(s, edges, query, ei[j], p_edge[j], u_t[j], L, pv,
                                                            d_L * (edge_weight / Real(n)), remaining, few_light_triangles,
@@ -920,6 +923,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
             double share = all_length > 0 ? wanted_length / all_length : 1.0;
             k.num_samples = std::max<int64_t>(1, int64_t(std::ceil(double(p.edge_spp) * cam.width * cam.height * share)));
             k.samples_per_tile = 1024;
+            if (p.stats) p.stats->primary_edge_samples += k.num_samples;
             int tiles = int((k.num_samples + k.samples_per_tile - 1) / k.samples_per_tile);
             accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
         }

@@ -15,6 +15,8 @@
 //     sphere of directions, times its normal velocity there.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "edges.h"
@@ -25,6 +27,12 @@ namespace rt {
 
 // The longest path the reverse pass records: gradients support max_bounces <= this - 1.
 constexpr int kMaxPathVertices = 17;
+
+// What a backward pass did, for diagnostics and tests (sums: the same for any thread count).
+struct BackwardStats {
+    std::atomic<int64_t> primary_edge_samples{0};   // points drawn on primary edges
+    std::atomic<int64_t> secondary_edge_draws{0};   // edges drawn at path vertices
+};
 
 struct BackwardParams {
     int spp;              // interior samples per pixel
@@ -40,6 +48,7 @@ struct BackwardParams {
     // to the edges whose motion is asked for.
     const uint8_t* shape_vertex_grad = nullptr;
     int camera_grad = 1;
+    BackwardStats* stats = nullptr;  // optional
 };
 
 // d_image: [H, W, 3] gradient of the loss w.r.t. the radiance image. Adds into out.grad
