@@ -243,6 +243,27 @@ def test_edge_samples_go_only_where_gradients_are_asked():
     assert everything[0] <= 2 * 32 * 32 + 1
 
 
+def test_occluder_behind_the_light_casts_no_shadow_gradient():
+    """A small black square just above a downward light: seen from the plane it lies behind the
+    light, so it shadows nothing and its edges' secondary terms must all vanish (the light in
+    front hides them on both sides)."""
+    plane = torch.tensor([[-2.0, 0, -2], [2, 0, -2], [2, 0, 2], [-2, 0, 2]])
+    light = torch.tensor([[-0.25, 1.0, -0.25], [0.25, 1.0, -0.25], [0.25, 1.0, 0.25], [-0.25, 1.0, 0.25]])
+    occ = torch.tensor([[-0.15, 1.1, -0.15], [0.15, 1.1, -0.15], [0.15, 1.1, 0.15], [-0.15, 1.1, 0.15]],
+                       requires_grad=True)
+    cam = rt.Camera([0.0, 0.8, 2.5], [0.0, 0.0, 0.0], UP, fov=40.0, resolution=(24, 24))
+    quad = torch.tensor([[0, 2, 1], [0, 3, 2]])  # +y normal
+    shapes = [rt.Shape(plane, quad, 0), rt.Shape(light, torch.tensor([[0, 1, 2], [0, 2, 3]]), 1),
+              rt.Shape(occ, quad, 1)]
+    mats = [rt.Material(torch.tensor([0.6, 0.6, 0.6])), rt.Material(torch.zeros(3), two_sided=True)]
+    scene = rt.Scene(cam, shapes, mats, [rt.AreaLight(1, torch.tensor([20.0, 20.0, 20.0]))])
+    img = rt.render(scene, spp=16, max_bounces=1, seed=3, boundary="secondary", interior=False)
+    assert float(img.detach()[..., :3].mean()) > 0.1, "setup: the plane is lit"
+    img.sum().backward()
+    assert scene._stats["secondary_edge_draws"] > 0, "setup: the occluder's edges are drawn"
+    assert float(occ.grad.abs().max()) == 0.0
+
+
 def test_backward_rejects_wrong_gradient_flags():
     scene = shadow_scene({})
     core = scene._sync(1)

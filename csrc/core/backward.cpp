@@ -385,6 +385,7 @@ bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin,
                          const Vec3 dirs[2], Vec3 h[2]) {
     int face_on[2];
     if (!faces_on_sides(s, e, x, n_hat, face_on)) return false;
+    Real dist_m = length(m - origin);
     for (int side = 0; side < 2; ++side) {
         h[side] = Vec3(0);
         int f = face_on[side];
@@ -398,7 +399,13 @@ bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin,
         Ray ray{origin, dirs[side], 0, kInfinity};
         Vec3 Le;
         Real t;
-        if (!closest_emitter(s, ray, &Le, &t) || is_black(Le)) continue;
+        if (!closest_emitter(s, ray, &Le, &t)) continue;
+        if (t < dist_m * (1 - Real(1e-4))) {
+            // A light in front of the edge point hides it: both sides see that light.
+            h[0] = h[1] = Vec3(0);
+            return true;
+        }
+        if (is_black(Le)) continue;
         ray.tmax = t * (1 - Real(1e-4));
         if (!occluded(s.bvh, ray)) h[side] = Le;
     }
