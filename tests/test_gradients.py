@@ -264,6 +264,36 @@ def test_occluder_behind_the_light_casts_no_shadow_gradient():
     assert float(occ.grad.abs().max()) == 0.0
 
 
+def card_on_light_scene(offset, grad_shape=None):
+    """A black card standing on a large upward-facing light, a diffuse wall behind it: the card's
+    bottom edge lies on the light's surface, so from the wall the light is seen right past it."""
+    def v(t, i):
+        return (t + offset.get(i, torch.zeros(3))).requires_grad_(grad_shape == i)
+    light = torch.tensor([[-1.0, 0, -1], [1, 0, -1], [1, 0, 1], [-1, 0, 1]])
+    wall = torch.tensor([[-1.5, 0, -1.2], [1.5, 0, -1.2], [1.5, 2, -1.2], [-1.5, 2, -1.2]])
+    card = torch.tensor([[-0.4, 0, 0.0], [0.4, 0, 0.0], [0.4, 0.6, 0.0], [-0.4, 0.6, 0.0]])
+    cam = rt.Camera([0.0, 1.6, 3.0], [0.0, 0.6, -1.2], UP, fov=50.0, resolution=(24, 24))
+    shapes = [rt.Shape(v(light, 0), torch.tensor([[0, 2, 1], [0, 3, 2]]), 1),   # normal +y
+              rt.Shape(v(wall, 1), torch.tensor([[0, 1, 2], [0, 2, 3]]), 0),    # normal +z
+              rt.Shape(v(card, 2), torch.tensor([[0, 1, 2], [0, 2, 3]]), 1)]
+    mats = [rt.Material(torch.tensor([0.6, 0.6, 0.6])), rt.Material(torch.zeros(3), two_sided=True)]
+    return rt.Scene(cam, shapes, mats, [rt.AreaLight(0, torch.tensor([5.0, 5.0, 5.0]))])
+
+
+def test_occluder_edge_lying_on_a_light():
+    """The card's shadow on the wall moves with it; its bottom edge, flush with the light, bounds
+    that light on one side (a light surface through the edge point must not count as in front of
+    it: that lost half of the secondary term)."""
+    d = torch.tensor([0.0, 0.0, 1.0])
+    fd = fd_translation(card_on_light_scene, 2, d, h=0.02, spp=4096, seed=3, max_bounces=1)
+    g = grad_translation(card_on_light_scene, 2, d, spp=1024, seed=4, max_bounces=1, edge_spp=64)
+    g_primary = grad_translation(card_on_light_scene, 2, d, spp=1024, seed=4, max_bounces=1, edge_spp=64,
+                                 boundary="primary")
+    assert abs(fd) > 100
+    assert abs(g_primary - fd) > 0.06 * abs(fd), "setup: the secondary (shadow) term carries a share"
+    assert g == pytest.approx(fd, rel=0.03)
+
+
 def test_backward_rejects_wrong_gradient_flags():
     scene = shadow_scene({})
     core = scene._sync(1)

@@ -385,7 +385,19 @@ bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin,
                          const Vec3 dirs[2], Vec3 h[2]) {
     int face_on[2];
     if (!faces_on_sides(s, e, x, n_hat, face_on)) return false;
+    // A light in front of the edge point hides the edge: both sides see that light. (Tested on
+    // the ray to the edge point itself: the side rays are turned about the edge and would meet a
+    // light whose surface passes through the edge point just before it.)
     Real dist_m = length(m - origin);
+    if (!(dist_m > 0)) return false;
+    {
+        Vec3 Le;
+        Real t;
+        if (closest_emitter(s, Ray{origin, (m - origin) / dist_m, 0, dist_m * (1 - Real(1e-4))}, &Le, &t)) {
+            h[0] = h[1] = Vec3(0);
+            return true;
+        }
+    }
     for (int side = 0; side < 2; ++side) {
         h[side] = Vec3(0);
         int f = face_on[side];
@@ -399,13 +411,7 @@ bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin,
         Ray ray{origin, dirs[side], 0, kInfinity};
         Vec3 Le;
         Real t;
-        if (!closest_emitter(s, ray, &Le, &t)) continue;
-        if (t < dist_m * (1 - Real(1e-4))) {
-            // A light in front of the edge point hides it: both sides see that light.
-            h[0] = h[1] = Vec3(0);
-            return true;
-        }
-        if (is_black(Le)) continue;
+        if (!closest_emitter(s, ray, &Le, &t) || is_black(Le)) continue;
         ray.tmax = t * (1 - Real(1e-4));
         if (!occluded(s.bvh, ray)) h[side] = Le;
     }
@@ -770,7 +776,8 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
         Real off = side == 0 ? -eps : eps;
         far_ray[side] = generate_ray(cam, pt.x + n.x * off, pt.y + n.y * off);
         far_found[side] = intersect(s.bvh, far_ray[side], &far_hit[side]);
-        if (far_found[side]) {
+        // (A hit on one of the edge's own faces, seen at a grazing angle, hides nothing.)
+        if (far_found[side] && far_hit[side].tri != e.f0 && far_hit[side].tri != e.f1) {
             Vec3 q = far_ray[side].org + far_ray[side].dir * far_hit[side].t;
             if (dot(q - cam.position, cam.forward) < depth_m * (1 - Real(1e-4))) return false;
         }

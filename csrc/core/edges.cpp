@@ -198,7 +198,10 @@ std::vector<EmitterBall> emitter_balls(const SceneView& s) {
             lo = vmin(lo, p);
             hi = vmax(hi, p);
         }
-        if (shape.num_vertices > 0) balls.push_back({(lo + hi) * Real(0.5), Real(0.5) * length(hi - lo)});
+        // One ball per light, in light order (callers index them by light); a shape without
+        // vertices emits nothing, and a point ball at the origin only adds candidates.
+        balls.push_back(shape.num_vertices > 0 ? EmitterBall{(lo + hi) * Real(0.5), Real(0.5) * length(hi - lo)}
+                                               : EmitterBall{Vec3(0), Real(0)});
     }
     return balls;
 }

@@ -168,7 +168,7 @@ RT_HOST_DEVICE RT_INLINE bool towards_emitters(const EdgeQuery& q, Vec3 c, Real 
         Real far = k.D + k.r + r;
         if (E2 > far * far * Real(1.0001)) continue;  // wholly beyond the emitter
         Real a = dot(e, k.dn);
-        Real p2 = max_r(Real(0), E2 - a * a);
+        Real p2 = length_squared(e - k.dn * a);  // across the axis (E2 - a^2 cancels in float)
         // Room for rounding: a relative 1e-4 of the ball's radius and of the distance along the axis.
         Real rhs = r * Real(1.0001) + a * k.sin_a + Real(1e-4) * std::fabs(a);
         if (rhs >= 0 && p2 * k.cos_a * k.cos_a <= rhs * rhs) return true;
@@ -469,7 +469,7 @@ private:
     std::vector<EmitterBall> emitters_;
 };
 
-// The bounding balls of the area lights.
+// The bounding balls of the area lights, one per light in light order.
 std::vector<EmitterBall> emitter_balls(const SceneView& s);
 
 // Whether the shading of a smooth (interpolated-normal) shape can jump across edge e (two faces
