@@ -23,7 +23,7 @@ _MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/b
 
 def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
            channels: Sequence[str] = ("radiance",), threads: Optional[int] = None, *,
-           edge_spp: Optional[int] = None, secondary_spp: int = 16, boundary: Union[bool, str] = True,
+           edge_spp: Optional[int] = None, secondary_spp: Optional[int] = None, boundary: Union[bool, str] = True,
            interior: bool = True) -> torch.Tensor:
     """Renders the scene with a Monte Carlo path tracer.
 
@@ -45,8 +45,10 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             matter, of which only those on edges whose motion a requested gradient needs (the
             vertices of shapes that require grad, or the camera) are taken.
         secondary_spp: secondary-edge samples at each vertex of the backward pass's paths
-            (stratified over the edges that can matter there; drawn in one descent of the
-            edge tree, so more of them cost little beside the path; default 16).
+            (stratified over the edges that can matter there, drawn in one descent of the
+            edge tree). Default: 16 where only emission arrives (no bounce left after the
+            vertex and no environment map: a sample costs at most a shadow ray) and 4 elsewhere
+            (each sample traces a path on both sides of the edge); an integer sets both.
         boundary: which boundary (visibility) terms the gradient includes: True (all),
             "primary" (edges seen from the camera), "secondary" (shadows and indirect
             visibility) or False (none: plain autodiff of the shading, which misses the
@@ -78,7 +80,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     if scene.camera is None:
         raise ValueError("scene.camera is None: a camera is needed to render")
     edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
-    secondary_spp = v.integer(secondary_spp, "secondary_spp", minimum=0)
+    secondary = _secondary_counts(secondary_spp, boundary)
     if boundary not in (True, False, "primary", "secondary") or isinstance(boundary, int) and boundary not in (0, 1):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     if not isinstance(interior, bool):
@@ -94,7 +96,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
         "edge_spp": edge_spp, "interior": interior,
         "primary_edges": boundary is True or boundary == "primary",
-        "secondary_edges": secondary_spp if boundary is True or boundary == "secondary" else 0,
+        "secondary_edges": secondary,
     }
     params = _parameters(scene)
     if torch.is_grad_enabled() and any(t.requires_grad for t, _ in params):
@@ -130,6 +132,17 @@ def _parameters(scene: Scene):
     if scene.envmap is not None:
         params.append((scene.envmap.values, ("envmap", 0, scene.envmap.values.numel())))
     return params
+
+
+def _secondary_counts(secondary_spp, boundary):
+    """(secondary-edge samples per vertex where only emission arrives, elsewhere) for the core;
+    (0, 0) when the boundary setting leaves secondary edges out."""
+    if secondary_spp is None:
+        counts = (16, 4)
+    else:
+        n = v.integer(secondary_spp, "secondary_spp", minimum=0)
+        counts = (n, n)
+    return counts if boundary is True or boundary == "secondary" else (0, 0)
 
 
 def _geometry_needs(scene: Scene, wanted):
@@ -171,8 +184,9 @@ class _Render(torch.autograd.Function):
         params = _parameters(scene)
         vertex_grad, camera_grad = _geometry_needs(scene, [t for (t, _), need in zip(params, needs) if need])
         blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
-                                      st["interior"], st["primary_edges"], st["secondary_edges"], st["threads"],
-                                      shape_vertex_grad=vertex_grad, camera_grad=camera_grad)
+                                      st["interior"], st["primary_edges"], st["secondary_edges"][0], st["threads"],
+                                      shape_vertex_grad=vertex_grad, camera_grad=camera_grad,
+                                      secondary_edges_traced=st["secondary_edges"][1])
         scene._stats["primary_edge_samples"] = blocks["primary_edge_samples"]
         scene._stats["secondary_edge_draws"] = blocks["secondary_edge_draws"]
         grads = []
@@ -183,7 +197,8 @@ class _Render(torch.autograd.Function):
 
 def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int = 16, max_bounces: int = 1,
                    seed: int = 0, threads: Optional[int] = None, *, edge_spp: Optional[int] = None,
-                   secondary_spp: int = 16, boundary: Union[bool, str] = True, interior: bool = True) -> torch.Tensor:
+                   secondary_spp: Optional[int] = None, boundary: Union[bool, str] = True,
+                   interior: bool = True) -> torch.Tensor:
     """The derivative of every pixel w.r.t. a step of one scene tensor along `direction`.
 
     Each term the reverse pass computes belongs to the pixel whose sample made it (the pixel
@@ -218,7 +233,7 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
         raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} for gradients (got {max_bounces})")
     seed = v.integer(seed, "seed", minimum=0)
     edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
-    secondary_spp = v.integer(secondary_spp, "secondary_spp", minimum=0)
+    secondary = _secondary_counts(secondary_spp, boundary)
     if boundary not in (True, False, "primary", "secondary"):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     num_threads = _threads(threads)
@@ -242,6 +257,6 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     vertex_grad, camera_grad = _geometry_needs(scene, [tensor])
     out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
                                boundary is True or boundary == "primary",
-                               secondary_spp if boundary is True or boundary == "secondary" else 0,
-                               num_threads, probe.numpy(), shape_vertex_grad=vertex_grad, camera_grad=camera_grad)
+                               secondary[0], num_threads, probe.numpy(), shape_vertex_grad=vertex_grad,
+                               camera_grad=camera_grad, secondary_edges_traced=secondary[1])
     return torch.from_numpy(out["probe_image"])

@@ -654,26 +654,27 @@ struct InteriorTile : BackwardContext {
                 if (p->interior) {
                     d_eval_material(s.texels, s.materials[pv.material_id], pv.sp.uv, d_bsdf, tex_sink, &d_uv);
                 }
-                if (p->secondary_edges > 0 && edge_weight > 0 && (x_grad[k] || has_grad_trees)) {
+                if (p->secondary_edges + p->secondary_edges_traced > 0 && edge_weight > 0 &&
+                    (x_grad[k] || has_grad_trees)) {
                     Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
                     // At the first vertex the pixel's samples share one stratified pattern.
                     Real u = k == 0 ? u_edge0 : edge_sampler.get(uint32_t(k));
-                    // secondary_edges samples, stratified over the edges' importance: the
-                    // opposite edges of a light (or of an occluder), whose terms cancel in
-                    // large part, are then all sampled from the same point.
-                    int n = p->secondary_edges;
+                    // n samples, stratified over the edges' importance: the opposite edges of a
+                    // light (or of an occluder), whose terms cancel in large part, are then all
+                    // sampled from the same point.
                     int remaining = p->max_bounces - (k + 1);
                     EdgeQuery query = edge_query(s, trees[0], pv, remaining);
+                    bool emission = query.num_emitters >= 0;
+                    int n = emission ? p->secondary_edges : p->secondary_edges_traced;
                     // Where no gradient flows to the vertex (its position moves nothing asked
                     // for), only the edges of shapes whose vertices need gradients are sampled.
-                    bool emission = query.num_emitters >= 0;
                     const EdgeTreeView& t = x_grad[k] ? trees[emission] : grad_trees[emission];
                     EdgeCandidates candidates;
                     // Few edges may matter when only emission arrives (the tree prunes all but
                     // those in front of the lights): then sample them by exact importance.
                     bool few = emission && t.num_nodes <= kGatherMaxNodes &&
                                gather_edges(t, query, kGatherMaxNodes, &candidates);
-                    if (!few || candidates.count > 0) {
+                    if (n > 0 && (!few || candidates.count > 0)) {
                         // In batches of stratified numbers, each batch drawn in one descent.
                         for (int j0 = 0; j0 < n; j0 += kMaxEdgeDraws) {
                             int m = std::min(kMaxEdgeDraws, n - j0);
@@ -873,13 +874,13 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
     int num_edges = int(edges.size());
     // Secondary edges: chosen from each shading point through the edge tree.
     EdgeTree tree, grad_tree;
-    if (p.secondary_edges > 0) {
+    if (p.secondary_edges + p.secondary_edges_traced > 0) {
         tree.build(s, edges);
         if (p.shape_vertex_grad) grad_tree.build(s, edges, p.shape_vertex_grad);
     }
 
     BackwardContext context{&s, &camera, &layout, &p, d_image, edges.data()};
-    if (p.interior || p.secondary_edges > 0) {
+    if (p.interior || p.secondary_edges + p.secondary_edges_traced > 0) {
         InteriorTile k;
         static_cast<BackwardContext&>(k) = context;
         k.trees[0] = tree.view();

@@ -41,7 +41,11 @@ struct BackwardParams {
     int edge_spp;         // primary edge samples per pixel of the image (total edge_spp * H * W)
     int interior;         // compute the interior (shading) terms
     int primary_edges;    // boundary terms of primary visibility
-    int secondary_edges;  // secondary-visibility edge samples per path vertex (shadows, indirect); 0: none
+    // Secondary-visibility edge samples per path vertex (shadows, indirect; 0: none): where only
+    // emission arrives (no bounce left, no environment; a sample costs at most a shadow ray), and
+    // elsewhere (each sample traces two paths).
+    int secondary_edges;
+    int secondary_edges_traced;
     int num_threads;
     // Which geometry needs gradients: per shape, its vertex positions (null: every shape), and
     // the camera. Edge terms that can reach none of them are not sampled, so the edge samples go
