@@ -208,6 +208,17 @@ def test_shadow_of_moving_occluder():
     assert abs(g_primary - fd) > 0.3 * abs(fd), "the shadow's own edges (secondary) carry much of it"
 
 
+def test_shadow_of_moving_occluder_with_a_bounce_left():
+    """The same shadow with two bounces: at the plane's points a bounce is left, so every edge may
+    matter there and the light's own edges (the direct light's outline) are drawn by a mixture of
+    the general edge tree and the emission one; the gradient must still match finite differences."""
+    d = torch.tensor([0.0, 0.0, 1.0])
+    fd = fd_translation(small_shadow_scene, 2, d, h=0.02, spp=4096, seed=3, max_bounces=2)
+    g = grad_translation(small_shadow_scene, 2, d, spp=1024, seed=4, max_bounces=2, edge_spp=64)
+    assert abs(fd) > 10.0
+    assert g == pytest.approx(fd, rel=0.05)
+
+
 def test_occluder_gradient_when_more_is_asked():
     """Only the gradients asked for steer the edge sampling: with the occluder alone requiring
     grad, the plane's shading points sample only the occluder's edges and the primary samples

@@ -418,42 +418,66 @@ bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin,
     return true;
 }
 
-// The boundary term of the scattering integral at vertex pv for one sampled edge `ei` (chosen
-// with probability p_edge; u_t places the point on it). Adds the gradient w.r.t. the edge's
-// vertices and returns the one w.r.t. the vertex position. `path_sampler` gives the paths that
-// estimate the incoming radiance on both sides.
-Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery& query, int ei, Real p_edge,
-                         Real u_t, const GradLayout& layout, const PathVertex& pv, Vec3 d_L, int remaining_bounces,
-                         bool few_light_triangles, const Sampler& path_sampler, GradAccumulator& acc) {
+// Points on an edge part [t0, t1] (of v0 + t (v1 - v0)) are drawn uniformly in the angle the part
+// subtends at x: the term falls off as 1 / distance, so uniform in t would give heavy tails
+// where an edge passes close to x, as at contact. The distance from x to the edge's line and the
+// part's ends along it, or false when x lies on the line (then uniform in t).
+struct EdgeSpan {
+    Real t0, t1, len, hgt, s_a, s_b;
+    bool angular;
+};
+
+EdgeSpan edge_span(Vec3 x, Vec3 v0, Vec3 v1, Real t0, Real t1) {
+    EdgeSpan sp;
+    sp.t0 = t0;
+    sp.t1 = t1;
+    sp.len = length(v1 - v0);
+    Vec3 dir_e = (v1 - v0) / sp.len;
+    Vec3 a = v0 + (v1 - v0) * t0;
+    sp.s_a = dot(a - x, dir_e);
+    sp.s_b = sp.s_a + sp.len * (t1 - t0);
+    sp.hgt = length((a - x) - dir_e * sp.s_a);
+    sp.angular = sp.hgt > Real(1e-6) * (std::fabs(sp.s_a) + std::fabs(sp.s_b) + Real(1e-30));
+    return sp;
+}
+
+// Draws t from u; returns its density per unit t (0: none).
+Real sample_edge_point(const EdgeSpan& sp, Real u, Real* t) {
+    if (!sp.angular) {
+        *t = sp.t0 + (sp.t1 - sp.t0) * u;
+        return sp.t1 > sp.t0 ? 1 / (sp.t1 - sp.t0) : Real(0);
+    }
+    Real th_a = std::atan2(sp.s_a, sp.hgt), th_b = std::atan2(sp.s_b, sp.hgt);
+    Real th = th_a + (th_b - th_a) * u;
+    Real s_m = sp.hgt * std::tan(th);
+    *t = min_r(sp.t1, max_r(sp.t0, sp.t0 + (s_m - sp.s_a) / sp.len));  // tan's rounding near +-pi/2
+    // p(s) = hgt / ((hgt^2 + s^2) (th_b - th_a)); ds/dt = len.
+    Real den = (sp.hgt * sp.hgt + s_m * s_m) * (th_b - th_a);
+    return den > 0 ? sp.hgt * sp.len / den : Real(0);
+}
+
+// The density per unit t with which sample_edge_point draws t.
+Real edge_point_pdf(const EdgeSpan& sp, Real t) {
+    if (!(t >= sp.t0 && t <= sp.t1 && sp.t1 > sp.t0)) return 0;
+    if (!sp.angular) return 1 / (sp.t1 - sp.t0);
+    Real th_a = std::atan2(sp.s_a, sp.hgt), th_b = std::atan2(sp.s_b, sp.hgt);
+    Real s_m = sp.s_a + (t - sp.t0) * sp.len;
+    Real den = (sp.hgt * sp.hgt + s_m * s_m) * (th_b - th_a);
+    return den > 0 ? sp.hgt * sp.len / den : Real(0);
+}
+
+// The boundary term of the scattering integral at vertex pv for edge `ei` at the point of
+// parameter t, drawn with density 1 / inv_density (over edges and t together; the estimator's
+// weight). Adds the gradient w.r.t. the edge's vertices and returns the one w.r.t. the vertex
+// position. `path_sampler` gives the paths that estimate the incoming radiance on both sides.
+Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery& query, int ei, Real t,
+                         Real inv_density, const GradLayout& layout, const PathVertex& pv, Vec3 d_L,
+                         int remaining_bounces, bool few_light_triangles, const Sampler& path_sampler,
+                         GradAccumulator& acc) {
     Vec3 x = pv.sp.p;
-    if (ei < 0 || p_edge <= 0) return Vec3(0);
+    if (ei < 0 || !(inv_density > 0)) return Vec3(0);
     const Edge& e = edges[ei];
     Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0)), v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
-    // The point: uniform over the part of the edge that can matter (all of it, or the part in
-    // front of an emitter when only emission arrives).
-    Real t0, t1;
-    if (!emitter_interval(query, v0, v1, &t0, &t1)) return Vec3(0);
-    // Drawn uniformly in the angle the part subtends at x (the term falls off as 1 / distance,
-    // so uniform in t would give heavy tails where an edge passes close to x, as at contact).
-    // inv_pdf_t: 1 / (pdf of t per unit t).
-    Real edge_len = length(v1 - v0);
-    Vec3 a = v0 + (v1 - v0) * t0;
-    Vec3 dir_e = (v1 - v0) / edge_len;
-    Real s_a = dot(a - x, dir_e), s_b = s_a + edge_len * (t1 - t0);
-    Real hgt = length((a - x) - dir_e * s_a);  // distance from x to the edge's line
-    Real t, inv_pdf_t;
-    if (hgt > Real(1e-6) * (std::fabs(s_a) + std::fabs(s_b) + Real(1e-30))) {
-        Real th_a = std::atan2(s_a, hgt), th_b = std::atan2(s_b, hgt);
-        Real th = th_a + (th_b - th_a) * u_t;
-        Real s_m = hgt * std::tan(th);
-        t = min_r(t1, max_r(t0, t0 + (s_m - s_a) / edge_len));  // tan's rounding near +-pi/2
-        // p(s) = hgt / ((hgt^2 + s^2) (th_b - th_a)); ds/dt = edge_len.
-        inv_pdf_t = (hgt * hgt + s_m * s_m) * (th_b - th_a) / (hgt * edge_len);
-    } else {
-        t = t0 + (t1 - t0) * u_t;
-        inv_pdf_t = t1 - t0;
-    }
-    if (!(inv_pdf_t > 0)) return Vec3(0);
     Vec3 m = v0 + (v1 - v0) * t;
     Vec3 w = m - x;
     Real dist = length(w);
@@ -486,7 +510,7 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery&
     Real S = dot(d_L, h[0] - h[1]);
     if (S == 0) return Vec3(0);
     Real jacobian = length(cross(omega, v1 - v0)) / dist;
-    Real K = -S * jacobian * inv_pdf_t / (p_edge * N_len);
+    Real K = -S * jacobian * inv_density / N_len;
     Vec3 g0 = cross(v1 - x, omega) * K;
     Vec3 g1 = cross(omega, v0 - x) * K;
     add_vec3(acc, layout.vertices, e.v0, g0);
@@ -668,28 +692,71 @@ struct InteriorTile : BackwardContext {
                     int n = emission ? p->secondary_edges : p->secondary_edges_traced;
                     // Where no gradient flows to the vertex (its position moves nothing asked
                     // for), only the edges of shapes whose vertices need gradients are sampled.
-                    const EdgeTreeView& t = x_grad[k] ? trees[emission] : grad_trees[emission];
-                    EdgeCandidates candidates;
-                    // Few edges may matter when only emission arrives (the tree prunes all but
-                    // those in front of the lights): then sample them by exact importance.
-                    bool few = emission && t.num_nodes <= kGatherMaxNodes &&
-                               gather_edges(t, query, kGatherMaxNodes, &candidates);
-                    if (n > 0 && (!few || candidates.count > 0)) {
+                    const EdgeTreeView* tr = x_grad[k] ? trees : grad_trees;
+                    // Where a bounce is left, every edge may matter and the tree weighs them by
+                    // length / distance^2, which finds the lights' own edges (the largest jumps:
+                    // the direct light's outline) only rarely. Half the samples then come from the
+                    // emission tree instead (as if only emission arrived), and each sample is
+                    // weighted by the density of both strategies together (balance heuristic).
+                    EdgeQuery direct = make_edge_query(pv.sp.p, pv.ng, false, trees[0].emitters,
+                                                       trees[0].num_emitters);
+                    bool mix = !emission && n >= 2 && trees[0].num_emitters > 0 && tr[1].num_nodes > 0;
+                    int counts[2] = {mix ? n - n / 2 : n, mix ? n / 2 : 0};
+                    const EdgeTreeView* strategy_tree[2] = {&tr[emission ? 1 : 0], &tr[1]};
+                    const EdgeQuery* strategy_query[2] = {&query, &direct};
+                    // The part of edge ei that strategy i draws points on.
+                    auto span_of = [&](int i, int ei, EdgeSpan* sp) {
+                        const Edge& e = edges[ei];
+                        Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0));
+                        Vec3 v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
+                        Real t0, t1;
+                        if (!emitter_interval(*strategy_query[i], v0, v1, &t0, &t1)) return false;
+                        *sp = edge_span(pv.sp.p, v0, v1, t0, t1);
+                        return sp->len > 0;
+                    };
+                    for (int i = 0; i < 2; ++i) {
+                        int count = counts[i];
+                        if (count <= 0) continue;
+                        const EdgeTreeView& t = *strategy_tree[i];
+                        const EdgeQuery& q = *strategy_query[i];
+                        EdgeCandidates candidates;
+                        // Few edges may matter when only emission arrives (the tree prunes all but
+                        // those in front of the lights): then sample them by exact importance.
+                        bool few = !mix && emission && t.num_nodes <= kGatherMaxNodes &&
+                                   gather_edges(t, q, kGatherMaxNodes, &candidates);
+                        if (few && candidates.count == 0) continue;
                         // In batches of stratified numbers, each batch drawn in one descent.
-                        for (int j0 = 0; j0 < n; j0 += kMaxEdgeDraws) {
-                            int m = std::min(kMaxEdgeDraws, n - j0);
+                        for (int j0 = 0; j0 < count; j0 += kMaxEdgeDraws) {
+                            int m = std::min(kMaxEdgeDraws, count - j0);
                             Real uj[kMaxEdgeDraws], p_edge[kMaxEdgeDraws], u_t[kMaxEdgeDraws];
                             int ei[kMaxEdgeDraws];
-                            for (int j = 0; j < m; ++j) uj[j] = min_r((Real(j0 + j) + u) / Real(n), Real(0.99999994));
+                            for (int j = 0; j < m; ++j) {
+                                uj[j] = min_r((Real(j0 + j) + u) / Real(count), Real(0.99999994));
+                            }
                             if (few) {
-                                for (int j = 0; j < m; ++j) ei[j] = sample_candidates(candidates, uj[j], &p_edge[j], &u_t[j]);
+                                for (int j = 0; j < m; ++j) {
+                                    ei[j] = sample_candidates(candidates, uj[j], &p_edge[j], &u_t[j]);
+                                }
                             } else {
-                                sample_edge_tree(t, query, m, uj, ei, p_edge, u_t);
+                                sample_edge_tree(t, q, m, uj, ei, p_edge, u_t);
                             }
                             *draws += m;
                             for (int j = 0; j < m; ++j) {
-                                d_p += secondary_edge_term(s, edges, query, ei[j], p_edge[j], u_t[j], L, pv,
-                                                           d_L * (edge_weight / Real(n)), remaining, few_light_triangles,
+                                EdgeSpan sp;
+                                if (ei[j] < 0 || !(p_edge[j] > 0) || !span_of(i, ei[j], &sp)) continue;
+                                Real tt;
+                                Real density = Real(count) * p_edge[j] * sample_edge_point(sp, u_t[j], &tt);
+                                if (!(density > 0)) continue;
+                                if (mix) {
+                                    int o = 1 - i;
+                                    Real po = edge_tree_pmf(*strategy_tree[o], *strategy_query[o], ei[j]);
+                                    EdgeSpan so;
+                                    if (po > 0 && span_of(o, ei[j], &so)) {
+                                        density += Real(counts[o]) * po * edge_point_pdf(so, tt);
+                                    }
+                                }
+                                d_p += secondary_edge_term(s, edges, query, ei[j], tt, 1 / density, L, pv,
+                                                           d_L * edge_weight, remaining, few_light_triangles,
                                                            path_sampler, acc);
                             }
                         }

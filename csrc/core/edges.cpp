@@ -50,16 +50,20 @@ namespace {
 
 // Top-down median split on the longest axis of the midpoints' bounds, over edges[items].
 // Then the leaf records in leaf order.
-void build_edge_nodes(const SceneView& s, const Edge* edges, const std::vector<Vec3>& n0, const std::vector<Vec3>& n1,
-                      std::vector<int> items, std::vector<EdgeTreeNode>* nodes, std::vector<EdgeLeaf>* leaves) {
+void build_edge_nodes(const SceneView& s, const Edge* edges, int num_edges, const std::vector<Vec3>& n0,
+                      const std::vector<Vec3>& n1, std::vector<int> items, EdgeTree::Arrays* out) {
+    std::vector<EdgeTreeNode>* nodes = &out->nodes;
+    std::vector<EdgeLeaf>* leaves = &out->leaves;
     nodes->clear();
     leaves->clear();
+    out->node_of_leaf.assign(items.size(), -1);
+    out->leaf_of_edge.assign(size_t(num_edges), -1);
     if (items.empty()) return;
     auto p0 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v0)); };
     auto p1 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v1)); };
-    struct Task { int node, begin, end; };
+    struct Task { int node, begin, end, parent; };
     nodes->push_back({});
-    std::vector<Task> stack{{0, 0, int(items.size())}};
+    std::vector<Task> stack{{0, 0, int(items.size()), -1}};
     while (!stack.empty()) {
         Task t = stack.back();
         stack.pop_back();
@@ -84,10 +88,12 @@ void build_edge_nodes(const SceneView& s, const Edge* edges, const std::vector<V
             cmax = vmax(cmax, c);
         }
         n.left = n.right = -1;
+        n.parent = t.parent;
         n.first = t.begin;
         n.count = t.end - t.begin;
         if (n.count == 1) {
             (*nodes)[t.node] = n;
+            out->node_of_leaf[size_t(t.begin)] = t.node;
             continue;
         }
         Vec3 ext = cmax - cmin;
@@ -102,10 +108,11 @@ void build_edge_nodes(const SceneView& s, const Edge* edges, const std::vector<V
         (*nodes)[t.node] = n;
         nodes->push_back({});
         nodes->push_back({});
-        stack.push_back({n.left, t.begin, mid});
-        stack.push_back({n.right, mid, t.end});
+        stack.push_back({n.left, t.begin, mid, t.node});
+        stack.push_back({n.right, mid, t.end, t.node});
     }
     leaves->reserve(items.size());
+    for (size_t k = 0; k < items.size(); ++k) out->leaf_of_edge[size_t(items[k])] = int(k);
     for (int i : items) {
         const Edge& e = edges[i];
         EdgeLeaf l;
@@ -180,8 +187,8 @@ void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges, const u
             emission_items.push_back(int(i));
         }
     }
-    build_edge_nodes(s, edges.data(), n0, n1, std::move(items), &nodes_, &leaves_);
-    build_edge_nodes(s, edges.data(), n0, n1, std::move(emission_items), &emission_nodes_, &emission_leaves_);
+    build_edge_nodes(s, edges.data(), int(edges.size()), n0, n1, std::move(items), &all_);
+    build_edge_nodes(s, edges.data(), int(edges.size()), n0, n1, std::move(emission_items), &emission_);
 }
 
 }  // namespace rt

@@ -76,6 +76,7 @@ struct EdgeTreeNode {
     Real length;      // total length of the edges below
     int flags;        // kEdgeBoundary: some edge is a boundary; kEdgeCrease: some edge is a flat-shading crease
     int left, right;  // children, or -1 for a leaf
+    int parent;       // -1 for the root
     int first, count; // the edges below: EdgeTreeView::leaves[first .. first + count)
 };
 enum { kEdgeBoundary = 1, kEdgeCrease = 2 };
@@ -101,6 +102,8 @@ struct EdgeTreeView {
     int num_nodes = 0;
     const EmitterBall* emitters = nullptr;  // bounding balls of the area lights
     int num_emitters = 0;
+    const int* node_of_leaf = nullptr;  // leaf position -> its node (count 1)
+    const int* leaf_of_edge = nullptr;  // edge index -> leaf position, or -1 when not in the tree
 };
 
 // The cone of directions from a query point to an emitter's ball: axis dn, distance D to the
@@ -391,6 +394,38 @@ RT_HOST_DEVICE RT_INLINE void sample_edge_tree(const EdgeTreeView& tree, const E
     }
 }
 
+// The probability that sample_edge_tree draws `edge` for query q (0 when it cannot): the same
+// choices, walked from the root to the edge's leaf.
+RT_HOST_DEVICE RT_INLINE Real edge_tree_pmf(const EdgeTreeView& tree, const EdgeQuery& q, int edge) {
+    if (tree.num_nodes == 0 || edge < 0) return 0;
+    int pos = tree.leaf_of_edge[edge];
+    if (pos < 0) return 0;
+    int chain[64];
+    int len = 0;
+    for (int node = tree.node_of_leaf[pos]; node >= 0 && len < 64; node = tree.nodes[node].parent) chain[len++] = node;
+    if (len == 0 || tree.nodes[chain[len - 1]].parent >= 0) return 0;  // deeper than any tree built here
+    if (edge_node_importance(tree, tree.nodes[0], q) <= 0) return 0;
+    Real p = 1;
+    for (int i = len - 1; i >= 0; --i) {
+        const EdgeTreeNode& nd = tree.nodes[chain[i]];
+        if (nd.count == 1) return p;
+        if (node_is_exact(nd, q)) {
+            Real total = 0, w = 0;
+            for (int k = 0; k < nd.count; ++k) {
+                Real wk = edge_importance(tree.leaves[nd.first + k], q);
+                total += wk;
+                if (nd.first + k == pos) w = wk;
+            }
+            return total > 0 ? p * (w / total) : Real(0);
+        }
+        Real wl = edge_node_importance(tree, tree.nodes[nd.left], q);
+        Real wr = edge_node_importance(tree, tree.nodes[nd.right], q);
+        if (!(wl + wr > 0)) return 0;
+        p *= (chain[i - 1] == nd.left ? wl : wr) / (wl + wr);
+    }
+    return p;
+}
+
 // The edges that may matter from a point, with their exact importances, when there are few of
 // them (as when only emission arrives and the tree prunes all but the edges in front of the
 // lights). Sampling these by their exact importance beats descending the tree's bounds.
@@ -456,16 +491,22 @@ public:
     // some emitter point, boundaries), for emission-only queries. shape_filter (one flag per
     // shape, or null for all): only the edges of the shapes flagged.
     void build(const SceneView& scene, const std::vector<Edge>& edges, const uint8_t* shape_filter = nullptr);
-    bool empty() const { return nodes_.empty(); }
-    EdgeTreeView view() const { return make_view(nodes_, leaves_); }
-    EdgeTreeView emission_view() const { return make_view(emission_nodes_, emission_leaves_); }
+    bool empty() const { return all_.nodes.empty(); }
+    EdgeTreeView view() const { return make_view(all_); }
+    EdgeTreeView emission_view() const { return make_view(emission_); }
+
+    struct Arrays {
+        std::vector<EdgeTreeNode> nodes;
+        std::vector<EdgeLeaf> leaves;
+        std::vector<int> node_of_leaf, leaf_of_edge;
+    };
 
 private:
-    EdgeTreeView make_view(const std::vector<EdgeTreeNode>& nodes, const std::vector<EdgeLeaf>& leaves) const {
-        return EdgeTreeView{nodes.data(), leaves.data(), int(nodes.size()), emitters_.data(), int(emitters_.size())};
+    EdgeTreeView make_view(const Arrays& a) const {
+        return EdgeTreeView{a.nodes.data(), a.leaves.data(), int(a.nodes.size()), emitters_.data(),
+                            int(emitters_.size()), a.node_of_leaf.data(), a.leaf_of_edge.data()};
     }
-    std::vector<EdgeTreeNode> nodes_, emission_nodes_;
-    std::vector<EdgeLeaf> leaves_, emission_leaves_;
+    Arrays all_, emission_;
     std::vector<EmitterBall> emitters_;
 };
 
