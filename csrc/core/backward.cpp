@@ -698,9 +698,9 @@ struct InteriorTile : BackwardContext {
                     // the direct light's outline) only rarely. Half the samples then come from the
                     // emission tree instead (as if only emission arrived), and each sample is
                     // weighted by the density of both strategies together (balance heuristic).
-                    EdgeQuery direct = make_edge_query(pv.sp.p, pv.ng, false, trees[0].emitters,
-                                                       trees[0].num_emitters);
                     bool mix = !emission && n >= 2 && trees[0].num_emitters > 0 && tr[1].num_nodes > 0;
+                    EdgeQuery direct;
+                    if (mix) direct = make_edge_query(pv.sp.p, pv.ng, false, trees[0].emitters, trees[0].num_emitters);
                     int counts[2] = {mix ? n - n / 2 : n, mix ? n / 2 : 0};
                     const EdgeTreeView* strategy_tree[2] = {&tr[emission ? 1 : 0], &tr[1]};
                     const EdgeQuery* strategy_query[2] = {&query, &direct};

@@ -56,6 +56,7 @@ void build_edge_nodes(const SceneView& s, const Edge* edges, int num_edges, cons
     std::vector<EdgeLeaf>* leaves = &out->leaves;
     nodes->clear();
     leaves->clear();
+    out->parent.clear();
     out->node_of_leaf.assign(items.size(), -1);
     out->leaf_of_edge.assign(size_t(num_edges), -1);
     if (items.empty()) return;
@@ -88,7 +89,8 @@ void build_edge_nodes(const SceneView& s, const Edge* edges, int num_edges, cons
             cmax = vmax(cmax, c);
         }
         n.left = n.right = -1;
-        n.parent = t.parent;
+        if (out->parent.size() <= size_t(t.node)) out->parent.resize(size_t(t.node) + 1, -1);
+        out->parent[size_t(t.node)] = t.parent;
         n.first = t.begin;
         n.count = t.end - t.begin;
         if (n.count == 1) {

@@ -76,7 +76,6 @@ struct EdgeTreeNode {
     Real length;      // total length of the edges below
     int flags;        // kEdgeBoundary: some edge is a boundary; kEdgeCrease: some edge is a flat-shading crease
     int left, right;  // children, or -1 for a leaf
-    int parent;       // -1 for the root
     int first, count; // the edges below: EdgeTreeView::leaves[first .. first + count)
 };
 enum { kEdgeBoundary = 1, kEdgeCrease = 2 };
@@ -102,6 +101,7 @@ struct EdgeTreeView {
     int num_nodes = 0;
     const EmitterBall* emitters = nullptr;  // bounding balls of the area lights
     int num_emitters = 0;
+    const int* parent = nullptr;        // node -> its parent (-1 for the root)
     const int* node_of_leaf = nullptr;  // leaf position -> its node (count 1)
     const int* leaf_of_edge = nullptr;  // edge index -> leaf position, or -1 when not in the tree
 };
@@ -402,8 +402,8 @@ RT_HOST_DEVICE RT_INLINE Real edge_tree_pmf(const EdgeTreeView& tree, const Edge
     if (pos < 0) return 0;
     int chain[64];
     int len = 0;
-    for (int node = tree.node_of_leaf[pos]; node >= 0 && len < 64; node = tree.nodes[node].parent) chain[len++] = node;
-    if (len == 0 || tree.nodes[chain[len - 1]].parent >= 0) return 0;  // deeper than any tree built here
+    for (int node = tree.node_of_leaf[pos]; node >= 0 && len < 64; node = tree.parent[node]) chain[len++] = node;
+    if (len == 0 || tree.parent[chain[len - 1]] >= 0) return 0;  // deeper than any tree built here
     if (edge_node_importance(tree, tree.nodes[0], q) <= 0) return 0;
     Real p = 1;
     for (int i = len - 1; i >= 0; --i) {
@@ -498,13 +498,13 @@ public:
     struct Arrays {
         std::vector<EdgeTreeNode> nodes;
         std::vector<EdgeLeaf> leaves;
-        std::vector<int> node_of_leaf, leaf_of_edge;
+        std::vector<int> parent, node_of_leaf, leaf_of_edge;
     };
 
 private:
     EdgeTreeView make_view(const Arrays& a) const {
         return EdgeTreeView{a.nodes.data(), a.leaves.data(), int(a.nodes.size()), emitters_.data(),
-                            int(emitters_.size()), a.node_of_leaf.data(), a.leaf_of_edge.data()};
+                            int(emitters_.size()), a.parent.data(), a.node_of_leaf.data(), a.leaf_of_edge.data()};
     }
     Arrays all_, emission_;
     std::vector<EmitterBall> emitters_;
