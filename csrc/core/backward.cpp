@@ -441,18 +441,24 @@ EdgeSpan edge_span(Vec3 x, Vec3 v0, Vec3 v1, Real t0, Real t1) {
     return sp;
 }
 
+// The angle the part subtends at x, th_b - th_a with th = atan2(s, hgt), in a form that keeps its
+// precision when the difference is tiny (x near the edge's line, far from the part).
+Real subtended_angle(const EdgeSpan& sp) {
+    return std::atan2(sp.hgt * (sp.s_b - sp.s_a), sp.hgt * sp.hgt + sp.s_a * sp.s_b);
+}
+
 // Draws t from u; returns its density per unit t (0: none).
 Real sample_edge_point(const EdgeSpan& sp, Real u, Real* t) {
     if (!sp.angular) {
         *t = sp.t0 + (sp.t1 - sp.t0) * u;
         return sp.t1 > sp.t0 ? 1 / (sp.t1 - sp.t0) : Real(0);
     }
-    Real th_a = std::atan2(sp.s_a, sp.hgt), th_b = std::atan2(sp.s_b, sp.hgt);
-    Real th = th_a + (th_b - th_a) * u;
+    Real th_a = std::atan2(sp.s_a, sp.hgt), dth = subtended_angle(sp);
+    Real th = th_a + dth * u;
     Real s_m = sp.hgt * std::tan(th);
     *t = min_r(sp.t1, max_r(sp.t0, sp.t0 + (s_m - sp.s_a) / sp.len));  // tan's rounding near +-pi/2
     // p(s) = hgt / ((hgt^2 + s^2) (th_b - th_a)); ds/dt = len.
-    Real den = (sp.hgt * sp.hgt + s_m * s_m) * (th_b - th_a);
+    Real den = (sp.hgt * sp.hgt + s_m * s_m) * dth;
     return den > 0 ? sp.hgt * sp.len / den : Real(0);
 }
 
@@ -460,9 +466,8 @@ Real sample_edge_point(const EdgeSpan& sp, Real u, Real* t) {
 Real edge_point_pdf(const EdgeSpan& sp, Real t) {
     if (!(t >= sp.t0 && t <= sp.t1 && sp.t1 > sp.t0)) return 0;
     if (!sp.angular) return 1 / (sp.t1 - sp.t0);
-    Real th_a = std::atan2(sp.s_a, sp.hgt), th_b = std::atan2(sp.s_b, sp.hgt);
     Real s_m = sp.s_a + (t - sp.t0) * sp.len;
-    Real den = (sp.hgt * sp.hgt + s_m * s_m) * (th_b - th_a);
+    Real den = (sp.hgt * sp.hgt + s_m * s_m) * subtended_angle(sp);
     return den > 0 ? sp.hgt * sp.len / den : Real(0);
 }
 
