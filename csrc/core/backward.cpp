@@ -351,6 +351,16 @@ Vec3 third_vertex(const SceneView& s, const Edge& e, int f) {
     return Vec3::load(s.vertices + 3 * size_t(idx[k]));
 }
 
+// Of two faces f and g of edge e that lie on the same side of its image (a silhouette), whether f
+// is the one in front: its plane separates the viewer (at offset `to_viewer` from the edge, or
+// in that direction) from g's third vertex, for either winding.
+bool face_in_front(const SceneView& s, const Edge& e, int f, int g, Vec3 to_viewer) {
+    Vec3 nf = face_normal_unnormalised(s, f);
+    Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0));
+    Real viewer_side = dot(nf, to_viewer), other_side = dot(nf, third_vertex(s, e, g) - v0);
+    return (viewer_side > 0) != (other_side > 0);
+}
+
 // Which of edge e's faces covers each side of its image as seen from x, side 1 being the side
 // of +n_hat (n_hat normal to the plane of x and the edge): the side of each face's third
 // vertex, and when both lie on one side (a silhouette) the face in front. -1: no face there.
@@ -363,12 +373,7 @@ bool faces_on_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 n_hat, int f
         Real sd = dot(n_hat, third_vertex(s, e, f) - x);
         if (sd == 0) return false;
         int side = sd > 0 ? 1 : 0;
-        if (face_on[side] >= 0) {
-            // The face in front is the one whose plane separates x from the other's third vertex.
-            Vec3 nf = face_normal_unnormalised(s, f);
-            Real x_side = dot(nf, x - v0), other_side = dot(nf, third_vertex(s, e, face_on[side]) - v0);
-            if (!((x_side > 0) != (other_side > 0))) continue;
-        }
+        if (face_on[side] >= 0 && !face_in_front(s, e, f, face_on[side], x - v0)) continue;
         face_on[side] = f;
     }
     return true;
@@ -825,14 +830,8 @@ bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Rea
         Real side_dot = (q.x - pt.x) * n.x + (q.y - pt.y) * n.y;
         if (side_dot == 0) continue;
         int side = side_dot > 0 ? 1 : 0;
-        if (face_on[side] >= 0) {
-            // Both faces on one side (a silhouette): the visible one is the face whose plane
-            // separates the camera from the other face's third vertex (any winding).
-            Vec3 nf = face_normal_unnormalised(s, f);
-            Real cam_side = dot(nf, -dir);
-            Real other_side = dot(nf, third_vertex(s, e, face_on[side]) - v0);
-            if (!((cam_side > 0) != (other_side > 0))) continue;  // f is behind g: keep g
-        }
+        // Both faces on one side (a silhouette): keep the one in front.
+        if (face_on[side] >= 0 && !face_in_front(s, e, f, face_on[side], -dir)) continue;
         face_on[side] = f;
     }
     // Something in front of the edge point hides the jump. A side that no face of the edge
