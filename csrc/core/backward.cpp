@@ -297,11 +297,13 @@ void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVert
 // ---- Secondary edges --------------------------------------------------------------------
 
 // Where the edges are looked at from at vertex pv, with `remaining_bounces` after it.
+// With no bounce left and no environment, only emission arrives at a vertex: only edges in front
+// of an area light matter there.
+bool emission_only(const SceneView& s, int remaining_bounces) { return remaining_bounces == 0 && !s.has_envmap; }
+
 EdgeQuery edge_query(const SceneView& s, const EdgeTreeView& tree, const PathVertex& pv, int remaining_bounces) {
-    // With no bounce left and no environment, only edges in front of an area light matter.
-    bool emission_only = remaining_bounces == 0 && !s.has_envmap;
-    return make_edge_query(pv.sp.p, pv.ng, remaining_bounces >= 1, emission_only ? tree.emitters : nullptr,
-                           tree.num_emitters);
+    return make_edge_query(pv.sp.p, pv.ng, remaining_bounces >= 1,
+                           emission_only(s, remaining_bounces) ? tree.emitters : nullptr, tree.num_emitters);
 }
 
 // Light triangles up to which an emission-only edge sample finds the emitter behind the edge
@@ -550,10 +552,18 @@ void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCame
 // Sample multiplier of the pixels that a visibility boundary crosses.
 constexpr int kBoundaryPixelBoost = 16;
 
-// Emission-only queries gather all the edges that may matter (to sample them by exact
-// importance) only in trees this small: in larger ones the gather rarely ends with few enough,
-// and the descent resolves small nodes near the point exactly anyway.
-constexpr int kGatherMaxNodes = 4 * kMaxEdgeCandidates;
+// Emission-only queries first gather the edges that may matter (kMaxEdgeCandidates at most), to
+// sample them by exact importance, visiting this many tree nodes at most. Where it succeeds (few
+// edges lie between the point and the lights, the common case) every draw lands on an edge that
+// matters; the descent instead loses most draws in subtrees whose bounds looked promising.
+constexpr int kGatherBudget = 256;
+
+// Emission-only vertices take their secondary terms on one path in this many (every stride-th
+// path of the image in pixel-sample order, from an offset that depends on the seed), weighted
+// up by the stride. Sampled by exact importance, a vertex's draws have little variance; the
+// cost of a vertex is mostly the gather, so fewer vertices with more draws each is the better
+// trade for the same time.
+constexpr int kEmissionSecondaryStride = 16;
 
 // Whether the rays through a pixel's corners and centre disagree: some hit and some miss, they
 // hit different shapes, or their depths differ by more than 5%.
@@ -590,6 +600,10 @@ struct InteriorTile : BackwardContext {
         const Camera& cam = s.camera;
         int tx = tile % tiles_x, ty = tile / tiles_x;
         int64_t draws = 0;
+        uint64_t stride_offset = hash32(uint32_t(p->seed * 0x9e3779b9u), 0x85ebca6bu) % kEmissionSecondaryStride;
+        // One path buffer for the tile (constructing one zeroes every vector of its 17 vertices):
+        // trace_path sets each field that d_path reads before d_path reads it.
+        Path path;
         for (int py = ty * tile_size; py < std::min(cam.height, (ty + 1) * tile_size); ++py) {
             for (int px = tx * tile_size; px < std::min(cam.width, (tx + 1) * tile_size); ++px) {
                 int pixel = py * cam.width + px;
@@ -609,15 +623,25 @@ struct InteriorTile : BackwardContext {
                     Ray ray = generate_ray(cam, sx, sy);
                     Sampler sampler(p->seed, kStreamBackward, uint64_t(pixel), uint64_t(smp));
                     Sampler edge_sampler(p->seed, kStreamEdge, uint64_t(pixel), uint64_t(smp));
-                    Path path;
                     trace_path(s, ray, p->max_bounces, sampler, &path);
                     // The secondary edges take the first spp samples only (each is uniform over the
                     // pixel, as the pattern permutes its samples), weighted up to stand for all
-                    // n: the extra samples are for the terms of the hit points.
-                    Real edge_weight = smp < p->spp ? Real(n) / Real(p->spp) : Real(0);
-                    Real u_edge0 = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
-                    d_path(s, path, d_pix, edge_sampler, u_edge0, edge_weight, uint64_t(pixel), uint64_t(smp), acc,
-                           sx, sy, &d_cam, &draws);
+                    // n: the extra samples are for the terms of the hit points. Emission-only
+                    // vertices take one of those paths in kEmissionSecondaryStride.
+                    EdgeWeights ew;
+                    ew.traced = smp < p->spp ? Real(n) / Real(p->spp) : Real(0);
+                    ew.u_traced = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
+                    ew.emission = 0;
+                    ew.u_emission = 0;
+                    if (smp < p->spp && (uint64_t(pixel) * uint64_t(p->spp) + uint64_t(smp) + stride_offset) %
+                                                kEmissionSecondaryStride == 0) {
+                        int per_pixel = (p->spp + kEmissionSecondaryStride - 1) / kEmissionSecondaryStride;
+                        ew.emission = ew.traced * Real(kEmissionSecondaryStride);
+                        ew.u_emission = cmj_sample(uint32_t(smp / kEmissionSecondaryStride), uint32_t(per_pixel),
+                                                   pattern_key ^ 0x7f4a7c15u).y;
+                    }
+                    d_path(s, path, d_pix, edge_sampler, ew, uint64_t(pixel), uint64_t(smp), acc, sx, sy, &d_cam,
+                           &draws);
                 }
                 add_camera_grad(acc, *layout, d_cam);
             }
@@ -625,10 +649,16 @@ struct InteriorTile : BackwardContext {
         if (p->stats) p->stats->secondary_edge_draws += draws;
     }
 
-    // edge_weight scales the secondary-edge terms of this path (0: none taken).
-    void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, Real u_edge0,
-                Real edge_weight, uint64_t pixel, uint64_t smp, GradAccumulator& acc, Real sx, Real sy,
-                DCameraParams* d_cam, int64_t* draws) const {
+    // The weights of a path's secondary-edge terms (0: none taken) at its emission-only vertices
+    // and at the others, and the stratified number that places the draws at its first vertex.
+    struct EdgeWeights {
+        Real traced, u_traced;
+        Real emission, u_emission;
+    };
+
+    void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler, const EdgeWeights& ew,
+                uint64_t pixel, uint64_t smp, GradAccumulator& acc, Real sx, Real sy, DCameraParams* d_cam,
+                int64_t* draws) const {
         const GradLayout& L = *layout;
         GradSink tex_sink{&acc, L.texels};
         GradSink env_sink{&acc, L.envmap};
@@ -688,17 +718,18 @@ struct InteriorTile : BackwardContext {
                 if (p->interior) {
                     d_eval_material(s.texels, s.materials[pv.material_id], pv.sp.uv, d_bsdf, tex_sink, &d_uv);
                 }
+                int remaining = p->max_bounces - (k + 1);
+                bool emission = emission_only(s, remaining);
+                Real edge_weight = emission ? ew.emission : ew.traced;
                 if (p->secondary_edges + p->secondary_edges_traced > 0 && edge_weight > 0 &&
                     (x_grad[k] || has_grad_trees)) {
                     Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
                     // At the first vertex the pixel's samples share one stratified pattern.
-                    Real u = k == 0 ? u_edge0 : edge_sampler.get(uint32_t(k));
+                    Real u = k == 0 ? (emission ? ew.u_emission : ew.u_traced) : edge_sampler.get(uint32_t(k));
                     // n samples, stratified over the edges' importance: the opposite edges of a
                     // light (or of an occluder), whose terms cancel in large part, are then all
                     // sampled from the same point.
-                    int remaining = p->max_bounces - (k + 1);
                     EdgeQuery query = edge_query(s, trees[0], pv, remaining);
-                    bool emission = query.num_emitters >= 0;
                     int n = emission ? p->secondary_edges : p->secondary_edges_traced;
                     // Where no gradient flows to the vertex (its position moves nothing asked
                     // for), only the edges of shapes whose vertices need gradients are sampled.
@@ -732,8 +763,7 @@ struct InteriorTile : BackwardContext {
                         EdgeCandidates candidates;
                         // Few edges may matter when only emission arrives (the tree prunes all but
                         // those in front of the lights): then sample them by exact importance.
-                        bool few = !mix && emission && t.num_nodes <= kGatherMaxNodes &&
-                                   gather_edges(t, q, kGatherMaxNodes, &candidates);
+                        bool few = !mix && emission && gather_edges(t, q, kGatherBudget, &candidates);
                         if (few && candidates.count == 0) continue;
                         // In batches of stratified numbers, each batch drawn in one descent.
                         for (int j0 = 0; j0 < count; j0 += kMaxEdgeDraws) {

@@ -48,8 +48,33 @@ namespace rt {
 
 namespace {
 
-// Top-down median split on the longest axis of the midpoints' bounds, over edges[items].
-// Then the leaf records in leaf order.
+// Below this depth a node's long edges may be split off (split_long_edges); deeper nodes split at
+// the median only (the descents keep 64 nodes on their stacks).
+constexpr int kMaxLongSplitDepth = 32;
+
+// The size of a box: the sum of its extents (an edge's box may be flat).
+Real box_size(Vec3 lo, Vec3 hi) {
+    Vec3 d = hi - lo;
+    return d.x + d.y + d.z;
+}
+
+// Moves the edges of items[begin, end) whose box is larger than a quarter of the node's box
+// (bmin, bmax) to the front and returns where the others start, or -1 when there are none or
+// only those. A long edge left among short ones widens the box of every node it shares with them
+// down to a leaf (the ground's border beside a sphere's edges: each such node is near every
+// point and never pruned); split off, it has a subtree of its own.
+template <class End0, class End1>
+int split_long_edges(const End0& p0, const End1& p1, Vec3 bmin, Vec3 bmax, std::vector<int>* items, int begin,
+                     int end) {
+    Real limit = Real(0.25) * box_size(bmin, bmax);
+    auto is_long = [&](int i) { return box_size(vmin(p0(i), p1(i)), vmax(p0(i), p1(i))) > limit; };
+    auto first_short = std::partition(items->begin() + begin, items->begin() + end, is_long);
+    int mid = int(first_short - items->begin());
+    return mid > begin && mid < end ? mid : -1;
+}
+
+// Top-down splits over edges[items] (long edges apart, then the median of the midpoints on their
+// longest axis), then the leaf records in leaf order.
 void build_edge_nodes(const SceneView& s, const Edge* edges, int num_edges, const std::vector<Vec3>& n0,
                       const std::vector<Vec3>& n1, std::vector<int> items, EdgeTree::Arrays* out) {
     std::vector<EdgeTreeNode>* nodes = &out->nodes;
@@ -62,9 +87,9 @@ void build_edge_nodes(const SceneView& s, const Edge* edges, int num_edges, cons
     if (items.empty()) return;
     auto p0 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v0)); };
     auto p1 = [&](int i) { return Vec3::load(s.vertices + 3 * size_t(edges[i].v1)); };
-    struct Task { int node, begin, end, parent; };
+    struct Task { int node, begin, end, parent, depth; };
     nodes->push_back({});
-    std::vector<Task> stack{{0, 0, int(items.size()), -1}};
+    std::vector<Task> stack{{0, 0, int(items.size()), -1, 0}};
     while (!stack.empty()) {
         Task t = stack.back();
         stack.pop_back();
@@ -88,6 +113,17 @@ void build_edge_nodes(const SceneView& s, const Edge* edges, int num_edges, cons
             cmin = vmin(cmin, c);
             cmax = vmax(cmax, c);
         }
+        {
+            Vec3 c = (n.bmin + n.bmax) * Real(0.5);
+            n.dlo = kInfinity;
+            n.dhi = -kInfinity;
+            for (int k = t.begin; k < t.end; ++k) {
+                int i = items[k];
+                Real a = dot(n0[i], p0(i) - c), b = dot(n1[i], p0(i) - c);
+                n.dlo = min_r(n.dlo, min_r(a, b));
+                n.dhi = max_r(n.dhi, max_r(a, b));
+            }
+        }
         n.left = n.right = -1;
         if (out->parent.size() <= size_t(t.node)) out->parent.resize(size_t(t.node) + 1, -1);
         out->parent[size_t(t.node)] = t.parent;
@@ -98,20 +134,23 @@ void build_edge_nodes(const SceneView& s, const Edge* edges, int num_edges, cons
             out->node_of_leaf[size_t(t.begin)] = t.node;
             continue;
         }
-        Vec3 ext = cmax - cmin;
-        int axis = ext.x > ext.y ? (ext.x > ext.z ? 0 : 2) : (ext.y > ext.z ? 1 : 2);
-        int mid = (t.begin + t.end) / 2;
-        std::nth_element(items.begin() + t.begin, items.begin() + mid, items.begin() + t.end, [&](int a, int b) {
-            Real ca = p0(a)[axis] + p1(a)[axis], cb = p0(b)[axis] + p1(b)[axis];
-            return ca != cb ? ca < cb : a < b;
-        });
+        int mid = t.depth < kMaxLongSplitDepth ? split_long_edges(p0, p1, n.bmin, n.bmax, &items, t.begin, t.end) : -1;
+        if (mid < 0) {
+            Vec3 ext = cmax - cmin;
+            int axis = ext.x > ext.y ? (ext.x > ext.z ? 0 : 2) : (ext.y > ext.z ? 1 : 2);
+            mid = (t.begin + t.end) / 2;
+            std::nth_element(items.begin() + t.begin, items.begin() + mid, items.begin() + t.end, [&](int a, int b) {
+                Real ca = p0(a)[axis] + p1(a)[axis], cb = p0(b)[axis] + p1(b)[axis];
+                return ca != cb ? ca < cb : a < b;
+            });
+        }
         n.left = int(nodes->size());
         n.right = n.left + 1;
         (*nodes)[t.node] = n;
         nodes->push_back({});
         nodes->push_back({});
-        stack.push_back({n.left, t.begin, mid, t.node});
-        stack.push_back({n.right, mid, t.end, t.node});
+        stack.push_back({n.left, t.begin, mid, t.node, t.depth + 1});
+        stack.push_back({n.right, mid, t.end, t.node, t.depth + 1});
     }
     leaves->reserve(items.size());
     for (size_t k = 0; k < items.size(); ++k) out->leaf_of_edge[size_t(items[k])] = int(k);

@@ -74,6 +74,7 @@ struct EdgeTreeNode {
     Vec3 bmin, bmax;  // bounds of the edges' points
     Vec3 nmin, nmax;  // bounds of the unit normals of their faces
     Real length;      // total length of the edges below
+    Real dlo, dhi;    // range of dot(n, a - centre) over the edges' ends a and their faces' unit normals n
     int flags;        // kEdgeBoundary: some edge is a boundary; kEdgeCrease: some edge is a flat-shading crease
     int left, right;  // children, or -1 for a leaf
     int first, count; // the edges below: EdgeTreeView::leaves[first .. first + count)
@@ -179,17 +180,29 @@ RT_HOST_DEVICE RT_INLINE bool towards_emitters(const EdgeQuery& q, Vec3 c, Real 
     return false;
 }
 
-// Lower and upper bounds of dot(nrm, p - x) over nrm in [nmin, nmax], p in [bmin, bmax].
+// Lower and upper bounds of dot(n, p - x) over the unit face normals n of a node's edges and
+// their ends p.
 RT_HOST_DEVICE RT_INLINE void facing_bounds(const EdgeTreeNode& node, Vec3 x, Real* lo, Real* hi) {
     Vec3 dmin = node.bmin - x, dmax = node.bmax - x;
     *lo = 0;
     *hi = 0;
+    // dot(n, p - x) = dot(n, p - c) + dot(n, c - x), c the box's centre: the first term's range
+    // was found when building, the second's comes from the normals' bounds alone.
+    Vec3 w = (node.bmin + node.bmax) * Real(0.5) - x;
+    Real lo2 = node.dlo, hi2 = node.dhi;
     for (int i = 0; i < 3; ++i) {
         Real a = node.nmin[i] * dmin[i], b = node.nmin[i] * dmax[i];
         Real c = node.nmax[i] * dmin[i], d = node.nmax[i] * dmax[i];
         *lo += min_r(min_r(a, b), min_r(c, d));
         *hi += max_r(max_r(a, b), max_r(c, d));
+        Real e = node.nmin[i] * w[i], f = node.nmax[i] * w[i];
+        lo2 += min_r(e, f);
+        hi2 += max_r(e, f);
     }
+    // Both bound the same values; the second is far tighter near x. Room for rounding.
+    Real slack = Real(1e-5) * (std::fabs(w.x) + std::fabs(w.y) + std::fabs(w.z) + node.dhi - node.dlo);
+    *lo = max_r(*lo, lo2 - slack);
+    *hi = min_r(*hi, hi2 + slack);
 }
 
 // The part [*t0, *t1] of the segment a + t (b - a), t in [0, 1], whose points are seen from q.x
