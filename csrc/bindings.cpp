@@ -292,13 +292,14 @@ public:
     py::dict render_backward(const py::handle& d_image, int spp, int max_bounces, uint64_t seed, int edge_spp,
                              bool interior, bool primary_edges, int secondary_edges, int num_threads,
                              const py::object& probe, const py::object& shape_vertex_grad, bool camera_grad,
-                             int secondary_edges_traced) {
+                             int secondary_edges_traced, int secondary_stride) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
         if (spp <= 0) fail("spp must be positive");
         if (edge_spp < 0) fail("edge_spp must be non-negative");
         if (secondary_edges < 0) fail("secondary_spp must be non-negative");
         if (secondary_edges_traced < -1) fail("secondary_edges_traced must be non-negative (or -1: as secondary_edges)");
+        if (secondary_stride < 1) fail("secondary_stride must be at least 1");
         if (max_bounces < 0 || max_bounces >= kMaxPathVertices) {
             fail("gradients support max_bounces in [0, " + std::to_string(kMaxPathVertices - 1) + "]");
         }
@@ -336,6 +337,7 @@ public:
         p.primary_edges = primary_edges;
         p.secondary_edges = secondary_edges;
         p.secondary_edges_traced = secondary_edges_traced < 0 ? secondary_edges : secondary_edges_traced;
+        p.secondary_stride = secondary_stride;
         p.num_threads = num_threads;
         SceneView view = data_.view();
         // Which shapes' vertices need gradients (None: all).
@@ -411,7 +413,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
              py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"),
              py::arg("probe") = py::none(), py::arg("shape_vertex_grad") = py::none(), py::arg("camera_grad") = true,
-             py::arg("secondary_edges_traced") = -1);
+             py::arg("secondary_edges_traced") = -1, py::arg("secondary_stride") = 1);
 
     // BSDF, for the sampler tests (local frame, normal +z).
     m.def("bsdf_eval", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,

@@ -23,7 +23,8 @@ _MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/b
 
 def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
            channels: Sequence[str] = ("radiance",), threads: Optional[int] = None, *,
-           edge_spp: Optional[int] = None, secondary_spp: Optional[int] = None, boundary: Union[bool, str] = True,
+           edge_spp: Optional[int] = None, secondary_spp: Optional[int] = None, secondary_stride: int = 16,
+           boundary: Union[bool, str] = True,
            interior: bool = True) -> torch.Tensor:
     """Renders the scene with a Monte Carlo path tracer.
 
@@ -45,10 +46,17 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             matter, of which only those on edges whose motion a requested gradient needs (the
             vertices of shapes that require grad, or the camera) are taken.
         secondary_spp: secondary-edge samples at each vertex of the backward pass's paths
-            (stratified over the edges that can matter there, drawn in one descent of the
-            edge tree). Default: 16 where only emission arrives (no bounce left after the
-            vertex and no environment map: a sample costs at most a shadow ray) and 4 elsewhere
-            (each sample traces a path on both sides of the edge); an integer sets both.
+            that takes them (stratified over the edges that can matter there). Default: 16
+            where only emission arrives (no bounce left after the vertex and no environment
+            map: a sample costs at most a shadow ray) and 4 elsewhere (each sample traces a
+            path on both sides of the edge); an integer sets both.
+        secondary_stride: the vertices where only emission arrives take their secondary-edge
+            samples on one path in this many (every stride-th path of the image, weighted up to
+            stand for all; default 16). Their samples are drawn by exact importance among the
+            few edges that can matter there, so most of their cost is finding those edges and
+            fewer vertices with more samples each is the cheaper way to a given noise. 1 takes
+            them on every path: less noise where the shadow terms vary much across a surface
+            (coarse meshes, lights close by), at up to 3x the cost of the backward pass.
         boundary: which boundary (visibility) terms the gradient includes: True (all),
             "primary" (edges seen from the camera), "secondary" (shadows and indirect
             visibility) or False (none: plain autodiff of the shading, which misses the
@@ -81,6 +89,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         raise ValueError("scene.camera is None: a camera is needed to render")
     edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
     secondary = _secondary_counts(secondary_spp, boundary)
+    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1)
     if boundary not in (True, False, "primary", "secondary") or isinstance(boundary, int) and boundary not in (0, 1):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     if not isinstance(interior, bool):
@@ -96,7 +105,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
         "edge_spp": edge_spp, "interior": interior,
         "primary_edges": boundary is True or boundary == "primary",
-        "secondary_edges": secondary,
+        "secondary_edges": secondary, "secondary_stride": secondary_stride,
     }
     params = _parameters(scene)
     if torch.is_grad_enabled() and any(t.requires_grad for t, _ in params):
@@ -186,7 +195,8 @@ class _Render(torch.autograd.Function):
         blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
                                       st["interior"], st["primary_edges"], st["secondary_edges"][0], st["threads"],
                                       shape_vertex_grad=vertex_grad, camera_grad=camera_grad,
-                                      secondary_edges_traced=st["secondary_edges"][1])
+                                      secondary_edges_traced=st["secondary_edges"][1],
+                                      secondary_stride=st["secondary_stride"])
         scene._stats["primary_edge_samples"] = blocks["primary_edge_samples"]
         scene._stats["secondary_edge_draws"] = blocks["secondary_edge_draws"]
         grads = []
@@ -197,7 +207,8 @@ class _Render(torch.autograd.Function):
 
 def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int = 16, max_bounces: int = 1,
                    seed: int = 0, threads: Optional[int] = None, *, edge_spp: Optional[int] = None,
-                   secondary_spp: Optional[int] = None, boundary: Union[bool, str] = True,
+                   secondary_spp: Optional[int] = None, secondary_stride: int = 16,
+                   boundary: Union[bool, str] = True,
                    interior: bool = True) -> torch.Tensor:
     """The derivative of every pixel w.r.t. a step of one scene tensor along `direction`.
 
@@ -212,7 +223,8 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
             ``scene.camera.position``), the very object the scene holds.
         direction: same shape as ``tensor`` (default: all ones, e.g. a translation along
             x + y + z for vertices; pass a [N, 3] field for a particular motion).
-        spp, max_bounces, seed, threads, edge_spp, secondary_spp, boundary, interior: as for
+        spp, max_bounces, seed, threads, edge_spp, secondary_spp, secondary_stride, boundary,
+            interior: as for
             ``render``.
 
     Returns:
@@ -234,6 +246,7 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     seed = v.integer(seed, "seed", minimum=0)
     edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
     secondary = _secondary_counts(secondary_spp, boundary)
+    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1)
     if boundary not in (True, False, "primary", "secondary"):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     num_threads = _threads(threads)
@@ -258,5 +271,6 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
                                boundary is True or boundary == "primary",
                                secondary[0], num_threads, probe.numpy(), shape_vertex_grad=vertex_grad,
-                               camera_grad=camera_grad, secondary_edges_traced=secondary[1])
+                               camera_grad=camera_grad, secondary_edges_traced=secondary[1],
+                               secondary_stride=secondary_stride)
     return torch.from_numpy(out["probe_image"])

@@ -558,12 +558,6 @@ constexpr int kBoundaryPixelBoost = 16;
 // matters; the descent instead loses most draws in subtrees whose bounds looked promising.
 constexpr int kGatherBudget = 256;
 
-// Emission-only vertices take their secondary terms on one path in this many (every stride-th
-// path of the image in pixel-sample order, from an offset that depends on the seed), weighted
-// up by the stride. Sampled by exact importance, a vertex's draws have little variance; the
-// cost of a vertex is mostly the gather, so fewer vertices with more draws each is the better
-// trade for the same time.
-constexpr int kEmissionSecondaryStride = 16;
 
 // Whether the rays through a pixel's corners and centre disagree: some hit and some miss, they
 // hit different shapes, or their depths differ by more than 5%.
@@ -600,7 +594,11 @@ struct InteriorTile : BackwardContext {
         const Camera& cam = s.camera;
         int tx = tile % tiles_x, ty = tile / tiles_x;
         int64_t draws = 0;
-        uint64_t stride_offset = hash32(uint32_t(p->seed * 0x9e3779b9u), 0x85ebca6bu) % kEmissionSecondaryStride;
+        // Emission-only vertices take their secondary terms on one path in `stride` (see
+        // BackwardParams::secondary_stride), from an offset that depends on the seed.
+        const uint64_t stride = uint64_t(p->secondary_stride);
+        const uint64_t stride_offset = hash32(uint32_t(p->seed * 0x9e3779b9u), 0x85ebca6bu) % stride;
+        const uint64_t emission_per_pixel = (uint64_t(p->spp) + stride - 1) / stride;  // at most
         // One path buffer for the tile (constructing one zeroes every vector of its 17 vertices):
         // trace_path sets each field that d_path reads before d_path reads it.
         Path path;
@@ -627,17 +625,15 @@ struct InteriorTile : BackwardContext {
                     // The secondary edges take the first spp samples only (each is uniform over the
                     // pixel, as the pattern permutes its samples), weighted up to stand for all
                     // n: the extra samples are for the terms of the hit points. Emission-only
-                    // vertices take one of those paths in kEmissionSecondaryStride.
+                    // vertices take one of those paths in secondary_stride (BackwardParams).
                     EdgeWeights ew;
                     ew.traced = smp < p->spp ? Real(n) / Real(p->spp) : Real(0);
                     ew.u_traced = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
                     ew.emission = 0;
                     ew.u_emission = 0;
-                    if (smp < p->spp && (uint64_t(pixel) * uint64_t(p->spp) + uint64_t(smp) + stride_offset) %
-                                                kEmissionSecondaryStride == 0) {
-                        int per_pixel = (p->spp + kEmissionSecondaryStride - 1) / kEmissionSecondaryStride;
-                        ew.emission = ew.traced * Real(kEmissionSecondaryStride);
-                        ew.u_emission = cmj_sample(uint32_t(smp / kEmissionSecondaryStride), uint32_t(per_pixel),
+                    if (smp < p->spp && (uint64_t(pixel) * uint64_t(p->spp) + uint64_t(smp) + stride_offset) % stride == 0) {
+                        ew.emission = ew.traced * Real(stride);
+                        ew.u_emission = cmj_sample(uint32_t(uint64_t(smp) / stride), uint32_t(emission_per_pixel),
                                                    pattern_key ^ 0x7f4a7c15u).y;
                     }
                     d_path(s, path, d_pix, edge_sampler, ew, uint64_t(pixel), uint64_t(smp), acc, sx, sy, &d_cam,
