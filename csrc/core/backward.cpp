@@ -552,6 +552,9 @@ void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCame
 // Sample multiplier of the pixels that a visibility boundary crosses.
 constexpr int kBoundaryPixelBoost = 16;
 
+// The interior kernel's tiles are at most this many pixels on a side.
+constexpr int kMaxTileSize = 8;
+
 // Emission-only queries first gather the edges that may matter (kMaxEdgeCandidates at most), to
 // sample them by exact importance, visiting this many tree nodes at most. Where it succeeds (few
 // edges lie between the point and the lights, the common case) every draw lands on an edge that
@@ -559,24 +562,29 @@ constexpr int kBoundaryPixelBoost = 16;
 constexpr int kGatherBudget = 256;
 
 
+// What a probe ray through a screen point meets: the shape (-1: nothing) and the distance.
+struct Probe {
+    int shape;
+    Real t;
+};
+
+Probe probe(const SceneView& s, Real x, Real y) {
+    Ray ray = generate_ray(s.camera, x, y);
+    Hit hit;
+    if (!intersect(s.bvh, ray, &hit)) return Probe{-1, 0};
+    return Probe{s.tri_shape[hit.tri], hit.t};
+}
+
 // Whether the rays through a pixel's corners and centre disagree: some hit and some miss, they
 // hit different shapes, or their depths differ by more than 5%.
-bool on_visibility_boundary(const SceneView& s, int px, int py) {
-    const Real xs[5] = {0, 1, 0, 1, Real(0.5)}, ys[5] = {0, 0, 1, 1, Real(0.5)};
-    int shape = -2;
+bool on_visibility_boundary(const Probe (&rays)[5]) {
     Real dmin = kInfinity, dmax = 0;
-    for (int k = 0; k < 5; ++k) {
-        Ray ray = generate_ray(s.camera, Real(px) + xs[k], Real(py) + ys[k]);
-        Hit hit;
-        int sh = intersect(s.bvh, ray, &hit) ? s.tri_shape[hit.tri] : -1;
-        if (shape != -2 && sh != shape) return true;
-        shape = sh;
-        if (sh >= 0) {
-            dmin = min_r(dmin, hit.t);
-            dmax = max_r(dmax, hit.t);
-        }
+    for (const Probe& r : rays) {
+        if (r.shape != rays[0].shape) return true;
+        dmin = min_r(dmin, r.t);
+        dmax = max_r(dmax, r.t);
     }
-    return shape >= 0 && dmax > dmin * Real(1.05);
+    return rays[0].shape >= 0 && dmax > dmin * Real(1.05);
 }
 
 struct InteriorTile : BackwardContext {
@@ -599,11 +607,19 @@ struct InteriorTile : BackwardContext {
         const uint64_t stride = uint64_t(p->secondary_stride);
         const uint64_t stride_offset = hash32(uint32_t(p->seed * 0x9e3779b9u), 0x85ebca6bu) % stride;
         const uint64_t emission_per_pixel = (uint64_t(p->spp) + stride - 1) / stride;  // at most
+        // The probe rays through the tile's pixel corners, each shared by up to four pixels.
+        int x0 = tx * tile_size, y0 = ty * tile_size;
+        int x1 = std::min(cam.width, x0 + tile_size), y1 = std::min(cam.height, y0 + tile_size);
+        int corners_x = x1 - x0 + 1;
+        Probe corners[(kMaxTileSize + 1) * (kMaxTileSize + 1)];
+        for (int cy = y0; cy <= y1; ++cy) {
+            for (int cx = x0; cx <= x1; ++cx) corners[(cy - y0) * corners_x + (cx - x0)] = probe(s, Real(cx), Real(cy));
+        }
         // One path buffer for the tile (constructing one zeroes every vector of its 17 vertices):
         // trace_path sets each field that d_path reads before d_path reads it.
         Path path;
-        for (int py = ty * tile_size; py < std::min(cam.height, (ty + 1) * tile_size); ++py) {
-            for (int px = tx * tile_size; px < std::min(cam.width, (tx + 1) * tile_size); ++px) {
+        for (int py = y0; py < y1; ++py) {
+            for (int px = x0; px < x1; ++px) {
                 int pixel = py * cam.width + px;
                 acc.set_pixel(pixel);
                 Vec3 d_pix = Vec3::load(d_image + 3 * size_t(pixel));
@@ -611,7 +627,10 @@ struct InteriorTile : BackwardContext {
                 // Pixels on a visibility boundary take more samples: the faces seen nearly
                 // edge-on there move their hit points by 1/cos, the largest terms of the
                 // gradient's noise.
-                int n = on_visibility_boundary(s, px, py) ? p->spp * kBoundaryPixelBoost : p->spp;
+                const Probe* c = corners + (py - y0) * corners_x + (px - x0);
+                const Probe rays[5] = {c[0], c[1], c[corners_x], c[corners_x + 1],
+                                       probe(s, Real(px) + Real(0.5), Real(py) + Real(0.5))};
+                int n = on_visibility_boundary(rays) ? p->spp * kBoundaryPixelBoost : p->spp;
                 d_pix = d_pix / Real(n);
                 DCameraParams d_cam{};
                 uint32_t pattern_key = hash32(uint32_t(p->seed * 0x2545f491u) ^ 0x3c6ef372u, uint32_t(pixel));
@@ -987,7 +1006,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         k.grad_trees[1] = g.emission_view();
         k.has_grad_trees = !g.empty();
         k.few_light_triangles = count_light_triangles(s) <= kMaxBruteForceLightTriangles;
-        k.tile_size = 8;
+        k.tile_size = kMaxTileSize;
         k.tiles_x = (cam.width + 7) / 8;
         int tiles = k.tiles_x * ((cam.height + 7) / 8);
         accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
