@@ -286,6 +286,20 @@ public:
     }
 
     int num_bvh_nodes() const { return data_.bvh().num_nodes(); }
+
+    // The edge tree's self-test (check_edge_tree in core/edges.h): (violations, pairs checked).
+    py::tuple check_edge_tree(uint64_t seed, int queries, double shrink) {
+        check_ready();
+        if (queries < 1) fail("queries must be positive");
+        if (!(shrink >= 0 && shrink < 1)) fail("shrink must be in [0, 1)");
+        int64_t pairs = 0;
+        int violations;
+        {
+            py::gil_scoped_release release;
+            violations = rt::check_edge_tree(data_.view(), edges_, seed, queries, Real(shrink), &pairs);
+        }
+        return py::make_tuple(violations, pairs);
+    }
     int num_edges() const { return int(edges_.size()); }
 
     // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
@@ -409,6 +423,8 @@ PYBIND11_MODULE(_core, m) {
         .def("pdf_lights", &CoreScene::pdf_lights)
         .def("num_bvh_nodes", &CoreScene::num_bvh_nodes)
         .def("num_edges", &CoreScene::num_edges)
+        .def("check_edge_tree", &CoreScene::check_edge_tree, py::arg("seed"), py::arg("queries"),
+             py::arg("shrink") = 0.0)
         .def("render_backward", &CoreScene::render_backward, py::arg("d_image"), py::arg("spp"),
              py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
              py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"),

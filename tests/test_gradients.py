@@ -193,13 +193,15 @@ def occluder_fd():
                           max_bounces=1)
 
 
-def test_shadow_of_moving_occluder():
+@pytest.mark.parametrize("stride", [16, 1])
+def test_shadow_of_moving_occluder(stride):
     """The occluder is black: it changes the image only through its edges, seen from the camera
-    (its silhouette against the plane) and from the plane (the shadow's outline)."""
+    (its silhouette against the plane) and from the plane (the shadow's outline). The plane's
+    points take the shadow's terms on one path in 16 (the default) or on every path."""
     make = small_shadow_scene
     d = torch.tensor([0.0, 0.0, 1.0])
     fd = occluder_fd()
-    g = grad_translation(make, 2, d, spp=1024, seed=4, max_bounces=1, edge_spp=64)
+    g = grad_translation(make, 2, d, spp=1024, seed=4, max_bounces=1, edge_spp=64, secondary_stride=stride)
     assert abs(fd) > 10.0, "setup: the shadow must move"
     assert g == pytest.approx(fd, rel=0.05)
     g0 = grad_translation(make, 2, d, spp=8, seed=4, max_bounces=1, boundary=False)
@@ -311,6 +313,13 @@ def test_backward_rejects_wrong_gradient_flags():
     d = np.ones((32, 32, 3), np.float32)
     with pytest.raises(ValueError, match="shape_vertex_grad"):
         core.render_backward(d, 1, 1, 0, 1, True, True, 1, 1, shape_vertex_grad=[True])
+    with pytest.raises(ValueError, match="secondary_stride"):
+        core.render_backward(d, 1, 1, 0, 1, True, True, 1, 1, secondary_stride=0)
+    for bad, error in [(0, ValueError), (-3, ValueError), (2.5, TypeError)]:
+        with pytest.raises(error, match="secondary_stride"):
+            rt.render(scene, spp=1, secondary_stride=bad)
+        with pytest.raises(error, match="secondary_stride"):
+            rt.gradient_image(scene, scene.shapes[2].vertices, secondary_stride=bad)
 
 
 # ---- Interior terms ------------------------------------------------------------------------

@@ -607,6 +607,8 @@ struct InteriorTile : BackwardContext {
         const uint64_t stride = uint64_t(p->secondary_stride);
         const uint64_t stride_offset = hash32(uint32_t(p->seed * 0x9e3779b9u), 0x85ebca6bu) % stride;
         const uint64_t emission_per_pixel = (uint64_t(p->spp) + stride - 1) / stride;  // at most
+        // Whether a path's first vertex can have bounces left (then its draws trace paths).
+        const bool traced_first = p->secondary_edges_traced > 0 && !emission_only(s, p->max_bounces - 1);
         // The probe rays through the tile's pixel corners, each shared by up to four pixels.
         int x0 = tx * tile_size, y0 = ty * tile_size;
         int x1 = std::min(cam.width, x0 + tile_size), y1 = std::min(cam.height, y0 + tile_size);
@@ -647,7 +649,8 @@ struct InteriorTile : BackwardContext {
                     // vertices take one of those paths in secondary_stride (BackwardParams).
                     EdgeWeights ew;
                     ew.traced = smp < p->spp ? Real(n) / Real(p->spp) : Real(0);
-                    ew.u_traced = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
+                    ew.u_traced = traced_first ? cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y
+                                               : Real(0);
                     ew.emission = 0;
                     ew.u_emission = 0;
                     if (smp < p->spp && (uint64_t(pixel) * uint64_t(p->spp) + uint64_t(smp) + stride_offset) % stride == 0) {

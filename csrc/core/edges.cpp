@@ -285,4 +285,64 @@ bool smooth_edge_may_jump(const SceneView& s, const Edge& e, bool indirect, cons
     return false;
 }
 
+int check_edge_tree(const SceneView& s, const std::vector<Edge>& edges, uint64_t seed, int queries, Real shrink,
+                    int64_t* pairs) {
+    *pairs = 0;
+    if (s.num_triangles == 0) return 0;
+    EdgeTree tree;
+    tree.build(s, edges);
+    uint64_t state = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+    auto uniform = [&state]() {  // splitmix64
+        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return Real(double((z ^ (z >> 31)) >> 11) * 0x1.0p-53);
+    };
+    int violations = 0;
+    for (int which = 0; which < 2; ++which) {
+        EdgeTreeView view = which == 0 ? tree.view() : tree.emission_view();
+        std::vector<EdgeTreeNode> nodes(view.nodes, view.nodes + view.num_nodes);
+        for (EdgeTreeNode& n : nodes) {
+            Real cut = Real(0.5) * shrink * (n.dhi - n.dlo);
+            n.dlo += cut;
+            n.dhi -= cut;
+        }
+        view.nodes = nodes.data();
+        int num_leaves = (view.num_nodes + 1) / 2;
+        for (int i = 0; i < queries; ++i) {
+            int tri = std::min(s.num_triangles - 1, int(uniform() * Real(s.num_triangles)));
+            const int* idx = s.indices + 3 * size_t(tri);
+            Real a = uniform(), b = uniform();
+            if (a + b > 1) {
+                a = 1 - a;
+                b = 1 - b;
+            }
+            Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(idx[0]));
+            Vec3 v1 = Vec3::load(s.vertices + 3 * size_t(idx[1]));
+            Vec3 v2 = Vec3::load(s.vertices + 3 * size_t(idx[2]));
+            Vec3 n = face_normal_unnormalised(s, tri);
+            if (!(length(n) > 0)) continue;
+            n = normalize(n) * (uniform() < Real(0.5) ? Real(1) : Real(-1));
+            Vec3 x = v0 + (v1 - v0) * a + (v2 - v0) * b;
+            EdgeQuery q = make_edge_query(x, n, which == 0 && uniform() < Real(0.5),
+                                          which == 1 ? view.emitters : nullptr, view.num_emitters);
+            EdgeCandidates candidates;
+            bool gathered = gather_edges(view, q, 1 << 30, &candidates);
+            for (int l = 0; l < num_leaves; ++l) {
+                const EdgeLeaf& leaf = view.leaves[l];
+                if (!(edge_importance(leaf, q) > 0)) continue;
+                ++*pairs;
+                bool ok = edge_tree_pmf(view, q, leaf.edge) > 0;
+                if (gathered) {
+                    bool found = false;
+                    for (int c = 0; c < candidates.count; ++c) found = found || candidates.edge[c] == leaf.edge;
+                    ok = ok && found;
+                }
+                if (!ok) ++violations;
+            }
+        }
+    }
+    return violations;
+}
+
 }  // namespace rt

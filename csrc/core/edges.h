@@ -523,6 +523,17 @@ private:
     std::vector<EmitterBall> emitters_;
 };
 
+// A self-test of the tree's pruning, which must be conservative for the estimate to stay
+// unbiased: from `queries` random points on the scene's triangles (either side, creases on or
+// off, and emission-only queries for the emission tree), every edge whose own importance is
+// positive must have a positive probability under the tree (edge_tree_pmf) and be among the
+// edges that gather_edges collects when it succeeds. `shrink` in [0, 1) narrows every node's
+// facing bound by that fraction of its width first (a deliberately wrong tree, for the test's
+// control; 0 checks the tree as built). Returns the number of violations; *pairs counts the
+// (point, edge) pairs of positive importance checked.
+int check_edge_tree(const SceneView& s, const std::vector<Edge>& edges, uint64_t seed, int queries, Real shrink,
+                    int64_t* pairs);
+
 // The bounding balls of the area lights, one per light in light order.
 std::vector<EmitterBall> emitter_balls(const SceneView& s);
 
