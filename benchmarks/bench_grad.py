@@ -97,10 +97,13 @@ def main() -> None:
     parser.add_argument("--std-spp", default="4,16,64", help="comma-separated spp for the std")
     parser.add_argument("--seeds", type=int, default=32, help="seeds 0 .. N-1 for the std")
     parser.add_argument("--edge-spp", type=int, default=None,
-                        help="primary-edge samples per pixel (default: spp, as render does)")
+                        help="primary-edge samples per pixel (default: render's, spp / 2 rounded up)")
     parser.add_argument("--secondary-spp", type=int, default=None,
                         help="secondary-edge samples per path vertex (default: render's, 16 where only "
                              "emission arrives and 4 elsewhere)")
+    parser.add_argument("--secondary-stride", type=int, default=None,
+                        help="emission-only vertices take secondary edges on one path in this many "
+                             "(default: render's, 16)")
     parser.add_argument("--direction", default="1,2,3",
                         help="translation direction d of part 3 (b); normalised")
     parser.add_argument("--weight-seed", type=int, default=0, help="seed of the loss weights W")
@@ -125,8 +128,9 @@ def main() -> None:
     direction = np.array([float(x) for x in args.direction.split(",")])
     direction /= np.linalg.norm(direction)
     welded = not args.unwelded
-    edge_spp = "spp" if args.edge_spp is None else args.edge_spp
+    edge_spp = "default (spp / 2)" if args.edge_spp is None else args.edge_spp
     secondary_spp = "default (16 emission-only, 4 else)" if args.secondary_spp is None else args.secondary_spp
+    secondary_stride = "default (16)" if args.secondary_stride is None else args.secondary_stride
     start = time.perf_counter()
 
     print("# bench_grad")
@@ -135,7 +139,7 @@ def main() -> None:
     print(f"settings: timings {args.resolution}x{args.resolution} spp={spps} repeats={args.repeats}; "
           f"breakdown spp={args.breakdown_spp}; std {args.std_resolution}x{args.std_resolution} "
           f"spp={std_spps} seeds={args.seeds}; render(edge_spp={edge_spp}, "
-          f"secondary_spp={secondary_spp}, max_bounces={args.max_bounces}, "
+          f"secondary_spp={secondary_spp}, secondary_stride={secondary_stride}, max_bounces={args.max_bounces}, "
           f"threads={args.threads}); sphere: {12 * args.sphere_n ** 2} triangles, "
           f"{num_vertices} vertices ({'seams welded' if welded else 'seams open'}), all require "
           f"grad; loss = sum(W * image), W ~ U[0, 1) seed {args.weight_seed}; "
@@ -144,6 +148,7 @@ def main() -> None:
     def render(scene, spp, seed, boundary=True, interior=True):
         return rt.render(scene, spp=spp, max_bounces=args.max_bounces, seed=seed,
                          edge_spp=args.edge_spp, secondary_spp=args.secondary_spp,
+                         **({} if args.secondary_stride is None else {"secondary_stride": args.secondary_stride}),
                          boundary=boundary, interior=interior, threads=args.threads)
 
     # -----------------------------------------------------------------------------------------
@@ -223,7 +228,7 @@ def main() -> None:
                 for label, _, _ in TERMS]
         parts = sum(median(times[label]) for label, _, _ in TERMS[1:4])
         print(f"\n## Backward time by term, {args.resolution}x{args.resolution}, {spp} spp, "
-              f"edge_spp={edge_spp}, secondary_spp={secondary_spp} "
+              f"edge_spp={edge_spp}, secondary_spp={secondary_spp}, secondary_stride={secondary_stride} "
               f"(median of {args.repeats})\n")
         print(markdown_table(["terms", "backward s", "share of all"], rows))
         print(f"\nsum of the three single-term rows: {parts:.3f} s (each includes the fixed cost "
@@ -268,7 +273,7 @@ def main() -> None:
                        f"{first_t * expect:.4f}", f"{rel_t / (first_t * expect):.2f}"])
 
     print(f"\n## Gradient noise over {args.seeds} seeds, {args.std_resolution}x{args.std_resolution}, "
-          f"max_bounces={args.max_bounces}, edge_spp={edge_spp}, secondary_spp={secondary_spp} "
+          f"max_bounces={args.max_bounces}, edge_spp={edge_spp}, secondary_spp={secondary_spp}, secondary_stride={secondary_stride} "
           f"(a smaller image than the timings', to fit the run time)\n")
     print(f"(a) per-vertex gradient: mean over the {vertices.shape[0]} vertices of norm(std over seeds) "
           f"(3-vector, ddof=1), relative to the mean norm(gradient) = {pooled_magnitude:.4g} (pooled "

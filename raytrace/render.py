@@ -41,7 +41,8 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             diffuse reflectance at the first hit), "shape_id" (1, the shape hit through the
             pixel centre, -1 for none).
         threads: worker threads (default: RT_NUM_THREADS or all cores).
-        edge_spp: primary-edge samples per pixel for the boundary gradient (default: spp):
+        edge_spp: primary-edge samples per pixel for the boundary gradient (default: spp / 2,
+            rounded up):
             edge_spp * H * W samples spread over the screen-space length of the edges that can
             matter, of which only those on edges whose motion a requested gradient needs (the
             vertices of shapes that require grad, or the camera) are taken.
@@ -87,7 +88,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     num_threads = _threads(threads)
     if scene.camera is None:
         raise ValueError("scene.camera is None: a camera is needed to render")
-    edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
     secondary = _secondary_counts(secondary_spp, boundary)
     secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1)
     if boundary not in (True, False, "primary", "secondary") or isinstance(boundary, int) and boundary not in (0, 1):
@@ -141,6 +142,12 @@ def _parameters(scene: Scene):
     if scene.envmap is not None:
         params.append((scene.envmap.values, ("envmap", 0, scene.envmap.values.numel())))
     return params
+
+
+def _default_edge_spp(spp: int) -> int:
+    """Primary-edge samples per pixel: half the paths. They all land on the edges, which cross
+    few pixels, so even half gives those pixels many times the samples of their paths."""
+    return (spp + 1) // 2
 
 
 def _secondary_counts(secondary_spp, boundary):
@@ -244,7 +251,7 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     if max_bounces > _MAX_GRAD_BOUNCES:
         raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} for gradients (got {max_bounces})")
     seed = v.integer(seed, "seed", minimum=0)
-    edge_spp = v.integer(spp if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
     secondary = _secondary_counts(secondary_spp, boundary)
     secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1)
     if boundary not in (True, False, "primary", "secondary"):

@@ -575,9 +575,10 @@ Probe probe(const SceneView& s, Real x, Real y) {
     return Probe{s.tri_shape[hit.tri], hit.t};
 }
 
-// Whether the rays through a pixel's corners and centre disagree: some hit and some miss, they
-// hit different shapes, or their depths differ by more than 5%.
-bool on_visibility_boundary(const Probe (&rays)[5]) {
+// Whether the rays through a pixel's corners disagree: some hit and some miss, they hit
+// different shapes, or their depths differ by more than 5%. (Geometry thinner than a pixel
+// that all four miss leaves its pixel unboosted: a loss of samples, not a bias.)
+bool on_visibility_boundary(const Probe (&rays)[4]) {
     Real dmin = kInfinity, dmax = 0;
     for (const Probe& r : rays) {
         if (r.shape != rays[0].shape) return true;
@@ -630,8 +631,7 @@ struct InteriorTile : BackwardContext {
                 // edge-on there move their hit points by 1/cos, the largest terms of the
                 // gradient's noise.
                 const Probe* c = corners + (py - y0) * corners_x + (px - x0);
-                const Probe rays[5] = {c[0], c[1], c[corners_x], c[corners_x + 1],
-                                       probe(s, Real(px) + Real(0.5), Real(py) + Real(0.5))};
+                const Probe rays[4] = {c[0], c[1], c[corners_x], c[corners_x + 1]};
                 int n = on_visibility_boundary(rays) ? p->spp * kBoundaryPixelBoost : p->spp;
                 d_pix = d_pix / Real(n);
                 DCameraParams d_cam{};
