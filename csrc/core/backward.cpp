@@ -181,7 +181,7 @@ void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sam
         prev_bsdf_pdf = pdf;
         prev_p = pv.sp.p;
         ray = Ray{origin, wi, 0, kInfinity};
-        found = intersect(s.bvh, ray, &hit);
+        found = continue_path(s, ray, bounce, max_bounces, &hit);
     }
     // Radiance flowing back along each continuation, from the end of the path.
     Vec3 L_next = path->escaped ? envmap_eval(s.envmap, path->escape_ray.dir) * path->escape_weight : Vec3(0);

@@ -59,6 +59,35 @@ RT_HOST_DEVICE RT_INLINE bool visible(const SceneView& s, Vec3 p, Vec3 q) {
     return !occluded(s.bvh, shadow);
 }
 
+// Whether `ray` can meet an emitter: the environment (met by any ray that escapes) or the box
+// around the area lights (grown by a margin for rounding; conservative).
+RT_HOST_DEVICE RT_INLINE bool may_reach_emitter(const SceneView& s, const Ray& ray) {
+    if (s.has_envmap) return true;
+    if (!(s.light_lo.x <= s.light_hi.x)) return false;
+    Vec3 ext = s.light_hi - s.light_lo;
+    Real scale = max_component(ext) + max_component(vmax(vabs(s.light_lo), vabs(s.light_hi)));
+    Vec3 margin(Real(1e-4) * scale + Real(1e-6));
+    Vec3 lo = s.light_lo - margin, hi = s.light_hi + margin;
+    Real t0 = ray.tmin, t1 = ray.tmax;
+    for (int a = 0; a < 3; ++a) {
+        Real inv = Real(1) / ray.dir[a];  // +-inf for a zero component
+        Real tn = (lo[a] - ray.org[a]) * inv, tf = (hi[a] - ray.org[a]) * inv;
+        if (tn > tf) std::swap(tn, tf);
+        t0 = std::fmax(t0, tn);  // fmax / fmin skip the NaN of 0 * inf
+        t1 = std::fmin(t1, tf);
+    }
+    return t0 <= t1;
+}
+
+// The first hit of the ray a path continues along after vertex `bounce`. The next vertex adds
+// only its emission when it is the last (bounce + 1 == max_bounces), so a ray that can meet no
+// emitter is not traced: as if it met nothing, which adds the same nothing.
+RT_HOST_DEVICE RT_INLINE bool continue_path(const SceneView& s, const Ray& ray, int bounce, int max_bounces,
+                                            Hit* hit) {
+    if (bounce + 1 >= max_bounces && !may_reach_emitter(s, ray)) return false;
+    return intersect(s.bvh, ray, hit);
+}
+
 // The radiance arriving along `ray`, whose first hit is given (`found`, `hit`): the path
 // tracer's estimate. radiance() below finds the hit itself.
 RT_HOST_DEVICE RT_INLINE Vec3 radiance_from(const SceneView& s, Ray ray, bool found, Hit hit, int max_bounces,
@@ -168,7 +197,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance_from(const SceneView& s, Ray ray, bool fo
         prev_bsdf_pdf = pdf;
         prev_p = sp.p;
         ray = Ray{origin, wi, 0, kInfinity};
-        found = intersect(s.bvh, ray, &hit);
+        found = continue_path(s, ray, bounce, max_bounces, &hit);
     }
     return L;
 }

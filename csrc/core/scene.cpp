@@ -217,6 +217,16 @@ SceneView SceneData::view() const {
     v.light_choice = Distribution1D{light_choice_cdf_.data(), int(lights_.size())};
     v.light_tri = light_tri_.data();
     v.light_tri_cdf = light_tri_cdf_.data();
+    v.light_lo = Vec3(kInfinity);
+    v.light_hi = Vec3(-kInfinity);
+    for (const AreaLightData& l : lights_) {
+        const ShapeData& shape = shapes_[size_t(l.shape_id)];
+        for (int k = shape.vertex_offset; k < shape.vertex_offset + shape.num_vertices; ++k) {
+            Vec3 p = Vec3::load(vertices_.data() + 3 * size_t(k));
+            v.light_lo = vmin(v.light_lo, p);
+            v.light_hi = vmax(v.light_hi, p);
+        }
+    }
     v.has_envmap = !env_values_.empty();
     v.envmap.values = env_values_.data();
     v.envmap.width = env_width_;
