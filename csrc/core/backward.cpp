@@ -40,6 +40,10 @@ struct PathVertex {
     Real next_pdf;
     Vec3 beta;          // throughput arriving at this vertex
     Vec3 L_in;          // radiance the path brings back along next_wi (filled after tracing)
+    // BSDF values and terminator factors toward nee_wi and next_wi (filled after tracing, with
+    // L_in; the reverse sweep reads them back instead of evaluating them again).
+    Vec3 nee_f, next_f;
+    Real nee_S, next_S;
 };
 
 struct Path {
@@ -191,14 +195,14 @@ void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sam
         Vec3 L_out(0);
         if (pv.light_id >= 0) L_out += s.lights[pv.light_id].intensity * pv.emit_weight;
         if (pv.nee_kind != kNeeNone) {
-            Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi);
-            Real S = terminator(pv.ng, pv.ns, pv.nee_wi);
-            L_out += f * pv.nee_Le * (dot(pv.ns, pv.nee_wi) * S * pv.nee_scale);
+            pv.nee_f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi);
+            pv.nee_S = terminator(pv.ng, pv.ns, pv.nee_wi);
+            L_out += pv.nee_f * pv.nee_Le * (dot(pv.ns, pv.nee_wi) * pv.nee_S * pv.nee_scale);
         }
         if (pv.has_next) {
-            Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi);
-            Real S = terminator(pv.ng, pv.ns, pv.next_wi);
-            L_out += f * pv.L_in * (dot(pv.ns, pv.next_wi) * S / pv.next_pdf);
+            pv.next_f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi);
+            pv.next_S = terminator(pv.ng, pv.ns, pv.next_wi);
+            L_out += pv.next_f * pv.L_in * (dot(pv.ns, pv.next_wi) * pv.next_S / pv.next_pdf);
         }
         L_next = L_out;
     }
@@ -707,9 +711,9 @@ struct InteriorTile : BackwardContext {
             if (pv.scatters) {
                 DBSDFParams d_bsdf{};
                 if (p->interior && pv.nee_kind != kNeeNone) {
-                    Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.nee_wi);
+                    Vec3 f = pv.nee_f;
                     Real c = dot(pv.ns, pv.nee_wi);
-                    Real S = terminator(pv.ng, pv.ns, pv.nee_wi);
+                    Real S = pv.nee_S;
                     Vec3 d_f = d_L * pv.nee_Le * (c * S * pv.nee_scale);
                     Real d_cS = dot(d_L, f * pv.nee_Le) * pv.nee_scale;  // w.r.t. c * S
                     Vec3 d_Le = d_L * f * (c * S * pv.nee_scale);
@@ -723,9 +727,9 @@ struct InteriorTile : BackwardContext {
                     }
                 }
                 if (p->interior && pv.has_next) {
-                    Vec3 f = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, pv.next_wi);
+                    Vec3 f = pv.next_f;
                     Real c = dot(pv.ns, pv.next_wi);
-                    Real S = terminator(pv.ng, pv.ns, pv.next_wi);
+                    Real S = pv.next_S;
                     Vec3 d_T = d_L * pv.L_in;
                     Vec3 d_f = d_T * (c * S / pv.next_pdf);
                     Real d_cS = dot(d_T, f) / pv.next_pdf;
