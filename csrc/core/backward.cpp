@@ -996,10 +996,13 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
     const Camera& cam = s.camera;
     int num_edges = int(edges.size());
     // Secondary edges: chosen from each shading point through the edge tree.
+    // The tree over every edge serves the vertices with a bounce left (or under an environment
+    // map); with one bounce and no environment every vertex takes emission-only queries.
     EdgeTree tree, grad_tree;
     if (p.secondary_edges + p.secondary_edges_traced > 0) {
-        tree.build(s, edges);
-        if (p.shape_vertex_grad) grad_tree.build(s, edges, p.shape_vertex_grad);
+        bool general = p.secondary_edges_traced > 0 && !emission_only(s, p.max_bounces - 1);
+        tree.build(s, edges, nullptr, general);
+        if (p.shape_vertex_grad) grad_tree.build(s, edges, p.shape_vertex_grad, general);
     }
 
     BackwardContext context{&s, &camera, &layout, &p, d_image, edges.data()};
@@ -1014,8 +1017,8 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         k.has_grad_trees = !g.empty();
         k.few_light_triangles = count_light_triangles(s) <= kMaxBruteForceLightTriangles;
         k.tile_size = kMaxTileSize;
-        k.tiles_x = (cam.width + 7) / 8;
-        int tiles = k.tiles_x * ((cam.height + 7) / 8);
+        k.tiles_x = (cam.width + kMaxTileSize - 1) / kMaxTileSize;
+        int tiles = k.tiles_x * ((cam.height + kMaxTileSize - 1) / kMaxTileSize);
         accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
     }
 

@@ -210,7 +210,7 @@ bool may_be_emitter_silhouette(const SceneView& s, const Edge& e, Vec3 m0, Vec3 
 
 }  // namespace
 
-void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges, const uint8_t* shape_filter) {
+void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges, const uint8_t* shape_filter, bool general) {
     // The area lights' bounding balls, for pruning edges that cannot shadow them.
     emitters_ = emitter_balls(s);
     // Edges between coplanar faces never bound a discontinuity.
@@ -228,7 +228,7 @@ void EdgeTree::build(const SceneView& s, const std::vector<Edge>& edges, const u
             emission_items.push_back(int(i));
         }
     }
-    build_edge_nodes(s, edges.data(), int(edges.size()), n0, n1, std::move(items), &all_);
+    if (general) build_edge_nodes(s, edges.data(), int(edges.size()), n0, n1, std::move(items), &all_);
     build_edge_nodes(s, edges.data(), int(edges.size()), n0, n1, std::move(emission_items), &emission_);
 }
 

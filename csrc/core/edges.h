@@ -502,9 +502,11 @@ public:
     // Builds over the edges that can ever matter (not those between coplanar faces), and a second
     // tree over those of them that can bound emission seen from anywhere (silhouettes seen from
     // some emitter point, boundaries), for emission-only queries. shape_filter (one flag per
-    // shape, or null for all): only the edges of the shapes flagged.
-    void build(const SceneView& scene, const std::vector<Edge>& edges, const uint8_t* shape_filter = nullptr);
-    bool empty() const { return all_.nodes.empty(); }
+    // shape, or null for all): only the edges of the shapes flagged. general = false leaves the
+    // first tree empty (no query will need it: only emission arrives at every vertex).
+    void build(const SceneView& scene, const std::vector<Edge>& edges, const uint8_t* shape_filter = nullptr,
+               bool general = true);
+    bool empty() const { return all_.nodes.empty() && emission_.nodes.empty(); }
     EdgeTreeView view() const { return make_view(all_); }
     EdgeTreeView emission_view() const { return make_view(emission_); }
 

@@ -70,11 +70,13 @@ RT_HOST_DEVICE RT_INLINE bool may_reach_emitter(const SceneView& s, const Ray& r
     Vec3 lo = s.light_lo - margin, hi = s.light_hi + margin;
     Real t0 = ray.tmin, t1 = ray.tmax;
     for (int a = 0; a < 3; ++a) {
-        Real inv = Real(1) / ray.dir[a];  // +-inf for a zero component
-        Real tn = (lo[a] - ray.org[a]) * inv, tf = (hi[a] - ray.org[a]) * inv;
-        if (tn > tf) std::swap(tn, tf);
-        t0 = std::fmax(t0, tn);  // fmax / fmin skip the NaN of 0 * inf
-        t1 = std::fmin(t1, tf);
+        if (ray.dir[a] == 0) {  // parallel to this slab: inside it or never
+            if (ray.org[a] < lo[a] || ray.org[a] > hi[a]) return false;
+            continue;
+        }
+        Real ta = (lo[a] - ray.org[a]) / ray.dir[a], tb = (hi[a] - ray.org[a]) / ray.dir[a];
+        t0 = max_r(t0, min_r(ta, tb));
+        t1 = min_r(t1, max_r(ta, tb));
     }
     return t0 <= t1;
 }
