@@ -554,7 +554,7 @@ void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCame
 // ---- The interior kernel ----------------------------------------------------------------
 
 // Sample multiplier of the pixels that a visibility boundary crosses.
-constexpr int kBoundaryPixelBoost = 8;
+constexpr int kBoundaryPixelBoost = 4;
 
 // The interior kernel's tiles are at most this many pixels on a side.
 constexpr int kMaxTileSize = 8;
