@@ -106,7 +106,9 @@ def main() -> None:
     print(f"\nprimary trace (one intersect of {num_pixels:,} rays): median {primary * 1e3:.2f} ms "
           f"({num_pixels / primary / 1e6:.2f} Mrays/s); est. rays per sample = "
           f"{rays_per_sample / num_pixels:.2f} per pixel (1 camera + 2 x {args.max_bounces} x "
-          f"hit fraction {num_hits / num_pixels:.3f})")
+          f"hit fraction {num_hits / num_pixels:.3f}); an upper bound on the rays traced: the "
+          f"last bounce's BSDF ray is traced only when it can meet an area light's bounding box "
+          f"(it adds only emission), so the Mrays/s column overstates the ray rate")
     print(load_line("at end"))
 
 
