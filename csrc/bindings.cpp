@@ -313,7 +313,7 @@ public:
         if (edge_spp < 0) fail("edge_spp must be non-negative");
         if (secondary_edges < 0) fail("secondary_spp must be non-negative");
         if (secondary_edges_traced < -1) fail("secondary_edges_traced must be non-negative (or -1: as secondary_edges)");
-        if (secondary_stride < 1) fail("secondary_stride must be at least 1");
+        if (secondary_stride < 1 || secondary_stride > 65536) fail("secondary_stride must be in [1, 65536]");
         if (max_bounces < 0 || max_bounces >= kMaxPathVertices) {
             fail("gradients support max_bounces in [0, " + std::to_string(kMaxPathVertices - 1) + "]");
         }
@@ -429,7 +429,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
              py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"),
              py::arg("probe") = py::none(), py::arg("shape_vertex_grad") = py::none(), py::arg("camera_grad") = true,
-             py::arg("secondary_edges_traced") = -1, py::arg("secondary_stride") = 1);
+             py::arg("secondary_edges_traced") = -1, py::arg("secondary_stride") = 16);
 
     // BSDF, for the sampler tests (local frame, normal +z).
     m.def("bsdf_eval", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,

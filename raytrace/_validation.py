@@ -95,7 +95,7 @@ def check_same_device(tensors: Sequence[tuple]) -> None:
         raise ValueError(f"all tensors must be on one device (mixed devices: {desc})")
 
 
-def integer(value, name: str, *, minimum: Optional[int] = None) -> int:
+def integer(value, name: str, *, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype in _INT_DTYPES:
             value = int(value)
@@ -104,6 +104,8 @@ def integer(value, name: str, *, minimum: Optional[int] = None) -> int:
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum} (got {value})")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum} (got {value})")
     return value
 
 

@@ -19,6 +19,7 @@ CHANNELS = {
 }
 
 _MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/backward.h)
+_MAX_SECONDARY_STRIDE = 65536
 
 
 def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
@@ -57,7 +58,8 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             few edges that can matter there, so most of their cost is finding those edges and
             fewer vertices with more samples each is the cheaper way to a given noise. 1 takes
             them on every path: less noise where the shadow terms vary much across a surface
-            (coarse meshes, lights close by), at up to 3x the cost of the backward pass.
+            (coarse meshes, lights close by), at several times the cost of the backward pass
+            (3.5x on benchmarks/bench_grad.py's scene). At most 65536.
         boundary: which boundary (visibility) terms the gradient includes: True (all),
             "primary" (edges seen from the camera), "secondary" (shadows and indirect
             visibility) or False (none: plain autodiff of the shading, which misses the
@@ -90,7 +92,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         raise ValueError("scene.camera is None: a camera is needed to render")
     edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
     secondary = _secondary_counts(secondary_spp, boundary)
-    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1)
+    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1, maximum=_MAX_SECONDARY_STRIDE)
     if boundary not in (True, False, "primary", "secondary") or isinstance(boundary, int) and boundary not in (0, 1):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     if not isinstance(interior, bool):
@@ -253,7 +255,7 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     seed = v.integer(seed, "seed", minimum=0)
     edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
     secondary = _secondary_counts(secondary_spp, boundary)
-    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1)
+    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1, maximum=_MAX_SECONDARY_STRIDE)
     if boundary not in (True, False, "primary", "secondary"):
         raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     num_threads = _threads(threads)

@@ -315,7 +315,7 @@ def test_backward_rejects_wrong_gradient_flags():
         core.render_backward(d, 1, 1, 0, 1, True, True, 1, 1, shape_vertex_grad=[True])
     with pytest.raises(ValueError, match="secondary_stride"):
         core.render_backward(d, 1, 1, 0, 1, True, True, 1, 1, secondary_stride=0)
-    for bad, error in [(0, ValueError), (-3, ValueError), (2.5, TypeError)]:
+    for bad, error in [(0, ValueError), (-3, ValueError), (2**31, ValueError), (2.5, TypeError)]:
         with pytest.raises(error, match="secondary_stride"):
             rt.render(scene, spp=1, secondary_stride=bad)
         with pytest.raises(error, match="secondary_stride"):

@@ -300,11 +300,11 @@ void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVert
 
 // ---- Secondary edges --------------------------------------------------------------------
 
-// Where the edges are looked at from at vertex pv, with `remaining_bounces` after it.
 // With no bounce left and no environment, only emission arrives at a vertex: only edges in front
 // of an area light matter there.
 bool emission_only(const SceneView& s, int remaining_bounces) { return remaining_bounces == 0 && !s.has_envmap; }
 
+// Where the edges are looked at from at vertex pv, with `remaining_bounces` after it.
 EdgeQuery edge_query(const SceneView& s, const EdgeTreeView& tree, const PathVertex& pv, int remaining_bounces) {
     return make_edge_query(pv.sp.p, pv.ng, remaining_bounces >= 1,
                            emission_only(s, remaining_bounces) ? tree.emitters : nullptr, tree.num_emitters);
@@ -565,7 +565,6 @@ constexpr int kMaxTileSize = 8;
 // matters; the descent instead loses most draws in subtrees whose bounds looked promising.
 constexpr int kGatherBudget = 256;
 
-
 // What a probe ray through a screen point meets: the shape (-1: nothing) and the distance.
 struct Probe {
     int shape;
@@ -593,9 +592,10 @@ bool on_visibility_boundary(const Probe (&rays)[4]) {
 }
 
 struct InteriorTile : BackwardContext {
-    // The edge trees: [0] every edge that can matter, [1] those that can matter when only
-    // emission arrives; grad_trees: the same over the edges of the shapes whose vertices need
-    // gradients, for vertices whose own position needs none (has_grad_trees: some shape's do).
+    // The edge trees: [0] every edge that can matter (empty when every vertex is emission-only),
+    // [1] those that can matter when only emission arrives; grad_trees: the same over the edges
+    // of the shapes whose vertices need gradients, for vertices whose own position needs none
+    // (has_grad_trees: some shape's do).
     EdgeTreeView trees[2], grad_trees[2];
     bool has_grad_trees;
     bool few_light_triangles;    // emission-only edge samples test the lights' triangles directly
@@ -608,15 +608,22 @@ struct InteriorTile : BackwardContext {
         int tx = tile % tiles_x, ty = tile / tiles_x;
         int64_t draws = 0;
         // Emission-only vertices take their secondary terms on one path in `stride` (see
-        // BackwardParams::secondary_stride), from an offset that depends on the seed.
+        // BackwardParams::secondary_stride).
         const uint64_t stride = uint64_t(p->secondary_stride);
-        const uint64_t stride_offset = hash32(uint32_t(p->seed * 0x9e3779b9u), 0x85ebca6bu) % stride;
-        const uint64_t emission_per_pixel = (uint64_t(p->spp) + stride - 1) / stride;  // at most
+        const uint64_t emission_per_pixel = (uint64_t(p->spp) + stride - 1) / stride;  // at most this many
         // Whether a path's first vertex can have bounces left (then its draws trace paths).
         const bool traced_first = p->secondary_edges_traced > 0 && !emission_only(s, p->max_bounces - 1);
-        // The probe rays through the tile's pixel corners, each shared by up to four pixels.
+        // The probe rays through the tile's pixel corners, each shared by up to four pixels (none
+        // when the loss ignores every pixel of the tile).
         int x0 = tx * tile_size, y0 = ty * tile_size;
         int x1 = std::min(cam.width, x0 + tile_size), y1 = std::min(cam.height, y0 + tile_size);
+        bool any_pixel = false;
+        for (int py = y0; py < y1 && !any_pixel; ++py) {
+            for (int px = x0; px < x1 && !any_pixel; ++px) {
+                any_pixel = !is_black(Vec3::load(d_image + 3 * (size_t(py) * cam.width + px)));
+            }
+        }
+        if (!any_pixel) return;
         int corners_x = x1 - x0 + 1;
         Probe corners[(kMaxTileSize + 1) * (kMaxTileSize + 1)];
         for (int cy = y0; cy <= y1; ++cy) {
@@ -640,6 +647,11 @@ struct InteriorTile : BackwardContext {
                 d_pix = d_pix / Real(n);
                 DCameraParams d_cam{};
                 uint32_t pattern_key = hash32(uint32_t(p->seed * 0x2545f491u) ^ 0x3c6ef372u, uint32_t(pixel));
+                // Emission-only vertices take their secondary terms on the pixel's samples smp
+                // with (smp + offset) % stride == 0, the offset random per pixel and seed: each
+                // path with probability 1 / stride (a fixed pattern over the image would leave
+                // whole columns out at spp < stride).
+                const uint64_t stride_offset = hash32(pattern_key, 0x85ebca6bu) % stride;
                 for (int smp = 0; smp < n; ++smp) {
                     Vec2 j = cmj_sample(uint32_t(smp), uint32_t(n), pattern_key);
                     Real sx = Real(px) + j.x, sy = Real(py) + j.y;
@@ -657,7 +669,7 @@ struct InteriorTile : BackwardContext {
                                                : Real(0);
                     ew.emission = 0;
                     ew.u_emission = 0;
-                    if (smp < p->spp && (uint64_t(pixel) * uint64_t(p->spp) + uint64_t(smp) + stride_offset) % stride == 0) {
+                    if (smp < p->spp && (uint64_t(smp) + stride_offset) % stride == 0) {
                         ew.emission = ew.traced * Real(stride);
                         ew.u_emission = cmj_sample(uint32_t(uint64_t(smp) / stride), uint32_t(emission_per_pixel),
                                                    pattern_key ^ 0x7f4a7c15u).y;
@@ -742,7 +754,8 @@ struct InteriorTile : BackwardContext {
                 }
                 int remaining = p->max_bounces - (k + 1);
                 bool emission = emission_only(s, remaining);
-                Real edge_weight = emission ? ew.emission : ew.traced;
+                // (Emission-only with no area light: nothing arrives, no edge matters.)
+                Real edge_weight = emission ? (s.num_lights > 0 ? ew.emission : Real(0)) : ew.traced;
                 if (p->secondary_edges + p->secondary_edges_traced > 0 && edge_weight > 0 &&
                     (x_grad[k] || has_grad_trees)) {
                     Sampler path_sampler(p->seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);

@@ -46,13 +46,14 @@ struct BackwardParams {
     // elsewhere (each sample traces two paths).
     int secondary_edges;
     int secondary_edges_traced;
-    // Emission-only vertices take their secondary terms on one path in this many (>= 1): every
-    // stride-th path of the image in pixel-sample order (pixel * spp + sample), weighted up by the
-    // stride. There the draws are sampled by exact importance (the edges that may matter
-    // gathered first) and have little variance, and the cost of a vertex is mostly finding those
-    // edges: fewer vertices with more draws each is often the better trade. 1: every path (less
-    // noise where the edges' terms vary much across a surface).
-    int secondary_stride = 1;
+    // Emission-only vertices take their secondary terms on one path in this many (>= 1): a
+    // pixel's samples smp with (smp + offset) % stride == 0, the offset random per pixel and
+    // seed, weighted up by the stride. There the draws are sampled by exact importance when the
+    // edges that may matter can be gathered (at most kMaxEdgeCandidates, the common case) and
+    // then have little variance, and the cost of a vertex is mostly finding those edges: fewer
+    // vertices with more draws each is often the better trade. 1: every path (less noise where
+    // the edges' terms vary much across a surface).
+    int secondary_stride = 16;
     int num_threads;
     // Which geometry needs gradients: per shape, its vertex positions (null: every shape), and
     // the camera. Edge terms that can reach none of them are not sampled, so the edge samples go

@@ -74,7 +74,8 @@ struct EdgeTreeNode {
     Vec3 bmin, bmax;  // bounds of the edges' points
     Vec3 nmin, nmax;  // bounds of the unit normals of their faces
     Real length;      // total length of the edges below
-    Real dlo, dhi;    // range of dot(n, a - centre) over the edges' ends a and their faces' unit normals n
+    Real dlo, dhi;    // range of dot(n, a - centre) over the edges' first ends a (the planes hold both ends)
+                      // and their faces' unit normals n
     int flags;        // kEdgeBoundary: some edge is a boundary; kEdgeCrease: some edge is a flat-shading crease
     int left, right;  // children, or -1 for a leaf
     int first, count; // the edges below: EdgeTreeView::leaves[first .. first + count)
@@ -199,8 +200,11 @@ RT_HOST_DEVICE RT_INLINE void facing_bounds(const EdgeTreeNode& node, Vec3 x, Re
         lo2 += min_r(e, f);
         hi2 += max_r(e, f);
     }
-    // Both bound the same values; the second is far tighter near x. Room for rounding.
-    Real slack = Real(1e-5) * (std::fabs(w.x) + std::fabs(w.y) + std::fabs(w.z) + node.dhi - node.dlo);
+    // Both bound the same values; the second is far tighter near x. Room for rounding (of the
+    // range found when building, too, which grows with the node's size).
+    Vec3 ext = node.bmax - node.bmin;
+    Real slack = Real(1e-5) * (std::fabs(w.x) + std::fabs(w.y) + std::fabs(w.z) + node.dhi - node.dlo +
+                               ext.x + ext.y + ext.z);
     *lo = max_r(*lo, lo2 - slack);
     *hi = min_r(*hi, hi2 + slack);
 }
