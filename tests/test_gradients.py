@@ -447,3 +447,18 @@ def test_specular_gradient_at_zero_specular():
     g = float(ks.grad.sum())
     assert fd > 0
     assert g == pytest.approx(fd, rel=0.1)
+
+
+@pytest.mark.parametrize("spp", [4, 64])
+def test_secondary_stride_takes_one_path_in_stride(spp):
+    """Emission-only vertices take their shadow terms on one path in `secondary_stride` (weighted
+    up by the stride; the occluder test above checks the weights against finite differences):
+    fewer paths than pixels when spp < stride, spp / stride per pixel above. The draws counted
+    after backward() follow, against every path (stride 1)."""
+    def draws(stride):
+        scene = shadow_scene({}, grad_shape=2)
+        rt.render(scene, spp=spp, max_bounces=1, seed=5, secondary_stride=stride).sum().backward()
+        return scene._stats["secondary_edge_draws"]
+    every, one_in_16 = draws(1), draws(16)
+    assert every > 1000, "setup: the plane's points draw the occluder's edges"
+    assert one_in_16 / every == pytest.approx(1 / 16, rel=0.15)
