@@ -53,8 +53,8 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             map: a sample costs at most a shadow ray) and 4 elsewhere (each sample traces a
             path on both sides of the edge); an integer sets both.
         secondary_stride: the vertices where only emission arrives take their secondary-edge
-            samples on one path in this many (every stride-th path of the image, weighted up to
-            stand for all; default 16). Their samples are drawn by exact importance among the
+            samples on one path in this many (chosen at random per pixel from the seed, weighted
+            up to stand for all; default 16). Their samples are drawn by exact importance among the
             few edges that can matter there, so most of their cost is finding those edges and
             fewer vertices with more samples each is the cheaper way to a given noise. 1 takes
             them on every path: less noise where the shadow terms vary much across a surface
