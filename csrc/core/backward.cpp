@@ -599,6 +599,7 @@ struct InteriorTile : BackwardContext {
     EdgeTreeView trees[2], grad_trees[2];
     bool has_grad_trees;
     bool few_light_triangles;    // emission-only edge samples test the lights' triangles directly
+    const Probe* corners;        // [(H + 1) x (W + 1)] probe rays through the pixel corners
     int tile_size;
     int tiles_x;
 
@@ -613,22 +614,9 @@ struct InteriorTile : BackwardContext {
         const uint64_t emission_per_pixel = (uint64_t(p->spp) + stride - 1) / stride;  // at most this many
         // Whether a path's first vertex can have bounces left (then its draws trace paths).
         const bool traced_first = p->secondary_edges_traced > 0 && !emission_only(s, p->max_bounces - 1);
-        // The probe rays through the tile's pixel corners, each shared by up to four pixels (none
-        // when the loss ignores every pixel of the tile).
         int x0 = tx * tile_size, y0 = ty * tile_size;
         int x1 = std::min(cam.width, x0 + tile_size), y1 = std::min(cam.height, y0 + tile_size);
-        bool any_pixel = false;
-        for (int py = y0; py < y1 && !any_pixel; ++py) {
-            for (int px = x0; px < x1 && !any_pixel; ++px) {
-                any_pixel = !is_black(Vec3::load(d_image + 3 * (size_t(py) * cam.width + px)));
-            }
-        }
-        if (!any_pixel) return;
-        int corners_x = x1 - x0 + 1;
-        Probe corners[(kMaxTileSize + 1) * (kMaxTileSize + 1)];
-        for (int cy = y0; cy <= y1; ++cy) {
-            for (int cx = x0; cx <= x1; ++cx) corners[(cy - y0) * corners_x + (cx - x0)] = probe(s, Real(cx), Real(cy));
-        }
+        const int corners_x = cam.width + 1;
         // One path buffer for the tile (constructing one zeroes every vector of its 17 vertices):
         // trace_path sets each field that d_path reads before d_path reads it.
         Path path;
@@ -641,7 +629,7 @@ struct InteriorTile : BackwardContext {
                 // Pixels on a visibility boundary take more samples: the faces seen nearly
                 // edge-on there move their hit points by 1/cos, the largest terms of the
                 // gradient's noise.
-                const Probe* c = corners + (py - y0) * corners_x + (px - x0);
+                const Probe* c = corners + size_t(py) * corners_x + px;
                 const Probe rays[4] = {c[0], c[1], c[corners_x], c[corners_x + 1]};
                 int n = on_visibility_boundary(rays) ? p->spp * kBoundaryPixelBoost : p->spp;
                 d_pix = d_pix / Real(n);
@@ -665,8 +653,8 @@ struct InteriorTile : BackwardContext {
                     // vertices take one of those paths in secondary_stride (BackwardParams).
                     EdgeWeights ew;
                     ew.traced = smp < p->spp ? Real(n) / Real(p->spp) : Real(0);
-                    ew.u_traced = traced_first ? cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y
-                                               : Real(0);
+                    ew.u_traced = 0;
+                    if (traced_first) ew.u_traced = cmj_sample(uint32_t(smp), uint32_t(p->spp), pattern_key ^ 0x5bd1e995u).y;
                     ew.emission = 0;
                     ew.u_emission = 0;
                     if (smp < p->spp && (uint64_t(smp) + stride_offset) % stride == 0) {
@@ -1014,8 +1002,12 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
     EdgeTree tree, grad_tree;
     if (p.secondary_edges + p.secondary_edges_traced > 0) {
         bool general = p.secondary_edges_traced > 0 && !emission_only(s, p.max_bounces - 1);
-        tree.build(s, edges, nullptr, general);
-        if (p.shape_vertex_grad) grad_tree.build(s, edges, p.shape_vertex_grad, general);
+        // The two builds are independent: one per thread.
+        auto build = [&](int i) {
+            if (i == 0) tree.build(s, edges, nullptr, general);
+            else grad_tree.build(s, edges, p.shape_vertex_grad, general);
+        };
+        parallel_for(build, p.shape_vertex_grad ? 2 : 1, p.num_threads, 1);
     }
 
     BackwardContext context{&s, &camera, &layout, &p, d_image, edges.data()};
@@ -1029,6 +1021,14 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         k.grad_trees[1] = g.emission_view();
         k.has_grad_trees = !g.empty();
         k.few_light_triangles = count_light_triangles(s) <= kMaxBruteForceLightTriangles;
+        // The probe rays through every pixel corner, each shared by up to four pixels.
+        std::vector<Probe> corners(size_t(cam.width + 1) * size_t(cam.height + 1));
+        auto probe_row = [&](int cy) {
+            Probe* row = corners.data() + size_t(cy) * size_t(cam.width + 1);
+            for (int cx = 0; cx <= cam.width; ++cx) row[cx] = probe(s, Real(cx), Real(cy));
+        };
+        parallel_for(probe_row, cam.height + 1, p.num_threads);
+        k.corners = corners.data();
         k.tile_size = kMaxTileSize;
         k.tiles_x = (cam.width + kMaxTileSize - 1) / kMaxTileSize;
         int tiles = k.tiles_x * ((cam.height + kMaxTileSize - 1) / kMaxTileSize);
