@@ -60,25 +60,15 @@ RT_HOST_DEVICE RT_INLINE bool visible(const SceneView& s, Vec3 p, Vec3 q) {
 }
 
 // Whether `ray` can meet an emitter: the environment (met by any ray that escapes) or the box
-// around the area lights (grown by a margin for rounding; conservative).
+// around the area lights, by the BVH's own slab test (a box the traversal would cull holds no
+// triangle the ray meets, so the test is as conservative as the traversal).
 RT_HOST_DEVICE RT_INLINE bool may_reach_emitter(const SceneView& s, const Ray& ray) {
     if (s.has_envmap) return true;
-    if (!(s.light_lo.x <= s.light_hi.x)) return false;
-    Vec3 ext = s.light_hi - s.light_lo;
-    Real scale = max_component(ext) + max_component(vmax(vabs(s.light_lo), vabs(s.light_hi)));
-    Vec3 margin(Real(1e-4) * scale + Real(1e-6));
-    Vec3 lo = s.light_lo - margin, hi = s.light_hi + margin;
-    Real t0 = ray.tmin, t1 = ray.tmax;
-    for (int a = 0; a < 3; ++a) {
-        if (ray.dir[a] == 0) {  // parallel to this slab: inside it or never
-            if (ray.org[a] < lo[a] || ray.org[a] > hi[a]) return false;
-            continue;
-        }
-        Real ta = (lo[a] - ray.org[a]) / ray.dir[a], tb = (hi[a] - ray.org[a]) / ray.dir[a];
-        t0 = max_r(t0, min_r(ta, tb));
-        t1 = min_r(t1, max_r(ta, tb));
-    }
-    return t0 <= t1;
+    if (!(s.light_box.bmin[0] <= s.light_box.bmax[0])) return false;
+    detail::RayPrep r;
+    if (!detail::prepare_ray(ray, &r)) return false;
+    Real tnear;
+    return detail::hit_box(s.light_box, r, ray.tmax, &tnear);
 }
 
 // The first hit of the ray a path continues along after vertex `bounce`. The next vertex adds

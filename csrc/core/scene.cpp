@@ -217,14 +217,15 @@ SceneView SceneData::view() const {
     v.light_choice = Distribution1D{light_choice_cdf_.data(), int(lights_.size())};
     v.light_tri = light_tri_.data();
     v.light_tri_cdf = light_tri_cdf_.data();
-    v.light_lo = Vec3(kInfinity);
-    v.light_hi = Vec3(-kInfinity);
+    v.light_box = BVHNode{{kInfinity, kInfinity, kInfinity}, 0, {-kInfinity, -kInfinity, -kInfinity}, 0};
     for (const AreaLightData& l : lights_) {
         const ShapeData& shape = shapes_[size_t(l.shape_id)];
         for (int k = shape.vertex_offset; k < shape.vertex_offset + shape.num_vertices; ++k) {
-            Vec3 p = Vec3::load(vertices_.data() + 3 * size_t(k));
-            v.light_lo = vmin(v.light_lo, p);
-            v.light_hi = vmax(v.light_hi, p);
+            for (int a = 0; a < 3; ++a) {
+                Real x = vertices_[3 * size_t(k) + a];
+                v.light_box.bmin[a] = min_r(v.light_box.bmin[a], x);
+                v.light_box.bmax[a] = max_r(v.light_box.bmax[a], x);
+            }
         }
     }
     v.has_envmap = !env_values_.empty();

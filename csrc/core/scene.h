@@ -62,7 +62,7 @@ struct SceneView {
     Distribution1D light_choice;   // over lights
     const int* light_tri;          // global triangle index of each light-triangle entry
     const Real* light_tri_cdf;     // per light: [num_triangles + 1] cumulative areas (normalised)
-    Vec3 light_lo, light_hi;       // bounds of the area lights' vertices (lo > hi: no lights)
+    BVHNode light_box;             // bounds of the area lights' vertices (bmin > bmax: no lights)
     // Environment.
     EnvmapData envmap;
     int has_envmap;
