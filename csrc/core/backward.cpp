@@ -304,12 +304,6 @@ void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVert
 // of an area light matter there.
 bool emission_only(const SceneView& s, int remaining_bounces) { return remaining_bounces == 0 && !s.has_envmap; }
 
-// Where the edges are looked at from at vertex pv, with `remaining_bounces` after it.
-EdgeQuery edge_query(const SceneView& s, const EdgeTreeView& tree, const PathVertex& pv, int remaining_bounces) {
-    return make_edge_query(pv.sp.p, pv.ng, remaining_bounces >= 1,
-                           emission_only(s, remaining_bounces) ? tree.emitters : nullptr, tree.num_emitters);
-}
-
 // Light triangles up to which an emission-only edge sample finds the emitter behind the edge
 // by testing them all instead of tracing the scene.
 constexpr int kMaxBruteForceLightTriangles = 64;
@@ -556,8 +550,8 @@ void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCame
 // Sample multiplier of the pixels that a visibility boundary crosses.
 constexpr int kBoundaryPixelBoost = 4;
 
-// The interior kernel's tiles are at most this many pixels on a side.
-constexpr int kMaxTileSize = 8;
+// The interior kernel's tiles are this many pixels on a side (fewer at the image's border).
+constexpr int kTileSize = 8;
 
 // Emission-only queries first gather the edges that may matter (kMaxEdgeCandidates at most), to
 // sample them by exact importance, visiting this many tree nodes at most. Where it succeeds (few
@@ -600,7 +594,6 @@ struct InteriorTile : BackwardContext {
     bool has_grad_trees;
     bool few_light_triangles;    // emission-only edge samples test the lights' triangles directly
     const Probe* corners;        // [(H + 1) x (W + 1)] probe rays through the pixel corners
-    int tile_size;
     int tiles_x;
 
     void operator()(int tile, GradAccumulator& acc) const {
@@ -614,8 +607,8 @@ struct InteriorTile : BackwardContext {
         const uint64_t emission_per_pixel = (uint64_t(p->spp) + stride - 1) / stride;  // at most this many
         // Whether a path's first vertex can have bounces left (then its draws trace paths).
         const bool traced_first = p->secondary_edges_traced > 0 && !emission_only(s, p->max_bounces - 1);
-        int x0 = tx * tile_size, y0 = ty * tile_size;
-        int x1 = std::min(cam.width, x0 + tile_size), y1 = std::min(cam.height, y0 + tile_size);
+        int x0 = tx * kTileSize, y0 = ty * kTileSize;
+        int x1 = std::min(cam.width, x0 + kTileSize), y1 = std::min(cam.height, y0 + kTileSize);
         const int corners_x = cam.width + 1;
         // One path buffer for the tile (constructing one zeroes every vector of its 17 vertices):
         // trace_path sets each field that d_path reads before d_path reads it.
@@ -752,7 +745,9 @@ struct InteriorTile : BackwardContext {
                     // n samples, stratified over the edges' importance: the opposite edges of a
                     // light (or of an occluder), whose terms cancel in large part, are then all
                     // sampled from the same point.
-                    EdgeQuery query = edge_query(s, trees[0], pv, remaining);
+                    // Where the edges are looked at from (creases count where a bounce is left).
+                    EdgeQuery query = make_edge_query(pv.sp.p, pv.ng, remaining >= 1,
+                                                      emission ? trees[0].emitters : nullptr, trees[0].num_emitters);
                     int n = emission ? p->secondary_edges : p->secondary_edges_traced;
                     // Where no gradient flows to the vertex (its position moves nothing asked
                     // for), only the edges of shapes whose vertices need gradients are sampled.
@@ -1029,9 +1024,8 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         };
         parallel_for(probe_row, cam.height + 1, p.num_threads);
         k.corners = corners.data();
-        k.tile_size = kMaxTileSize;
-        k.tiles_x = (cam.width + kMaxTileSize - 1) / kMaxTileSize;
-        int tiles = k.tiles_x * ((cam.height + kMaxTileSize - 1) / kMaxTileSize);
+        k.tiles_x = (cam.width + kTileSize - 1) / kTileSize;
+        int tiles = k.tiles_x * ((cam.height + kTileSize - 1) / kTileSize);
         accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
     }
 

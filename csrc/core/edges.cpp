@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "rng.h"
+
 namespace rt {
 
 std::vector<Edge> build_edges(const SceneView& s) {
@@ -291,13 +293,6 @@ int check_edge_tree(const SceneView& s, const std::vector<Edge>& edges, uint64_t
     if (s.num_triangles == 0) return 0;
     EdgeTree tree;
     tree.build(s, edges);
-    uint64_t state = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
-    auto uniform = [&state]() {  // splitmix64
-        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return Real(double((z ^ (z >> 31)) >> 11) * 0x1.0p-53);
-    };
     int violations = 0;
     for (int which = 0; which < 2; ++which) {
         EdgeTreeView view = which == 0 ? tree.view() : tree.emission_view();
@@ -310,6 +305,9 @@ int check_edge_tree(const SceneView& s, const std::vector<Edge>& edges, uint64_t
         view.nodes = nodes.data();
         int num_leaves = (view.num_nodes + 1) / 2;
         for (int i = 0; i < queries; ++i) {
+            Sampler rng(seed, uint32_t(which), 0, uint64_t(i));
+            uint32_t dim = 0;
+            auto uniform = [&]() { return rng.get(dim++); };
             int tri = std::min(s.num_triangles - 1, int(uniform() * Real(s.num_triangles)));
             const int* idx = s.indices + 3 * size_t(tri);
             Real a = uniform(), b = uniform();
