@@ -72,7 +72,7 @@ BSDFParams as_bsdf(const py::handle& kd, const py::handle& ks, float roughness) 
     p.kd = as_vec3(kd, "kd");
     p.ks = as_vec3(ks, "ks");
     if (!(roughness > 0) || !std::isfinite(roughness)) fail("roughness must be positive and finite");
-    p.alpha = std::fmax(roughness, kMinAlpha);
+    p.alpha = ggx_alpha(roughness);
     return p;
 }
 

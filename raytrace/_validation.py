@@ -4,6 +4,7 @@ from __future__ import annotations
 import numbers
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -107,6 +108,19 @@ def integer(value, name: str, *, minimum: Optional[int] = None, maximum: Optiona
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be <= {maximum} (got {value})")
     return value
+
+
+def boolean(value, name: str) -> bool:
+    """A flag: Python's bool, numpy's bool_ or a one-element torch bool tensor, as a bool.
+
+    Anything else (1, 0, "yes", None) is a TypeError naming the argument: a truthy value that
+    is not a boolean is more likely a mistake (a count, a mode name) than a flag.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, torch.Tensor) and value.dtype == torch.bool and value.numel() == 1:
+        return bool(value)
+    raise TypeError(f"{name} must be a bool (got {type(value).__name__} {value!r})")
 
 
 def texture(value, name: str, channels: int, *, nonnegative: bool = False, positive: bool = False) -> torch.Tensor:

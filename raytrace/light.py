@@ -17,9 +17,7 @@ class AreaLight:
     def __init__(self, shape_id: int, intensity, two_sided: bool = False):
         self.shape_id = v.integer(shape_id, "AreaLight.shape_id", minimum=0)
         self.intensity = v.float_tensor(intensity, "AreaLight.intensity", (3,), nonnegative=True)
-        if not isinstance(two_sided, bool):
-            raise TypeError(f"AreaLight.two_sided must be a bool (got {type(two_sided).__name__})")
-        self.two_sided = two_sided
+        self.two_sided = v.boolean(two_sided, "AreaLight.two_sided")
 
     def __repr__(self) -> str:
         i = [round(float(x), 4) for x in self.intensity.detach()]

@@ -34,9 +34,7 @@ class Material:
         if roughness is None:
             roughness = torch.tensor([0.5])
         self.roughness = v.texture(roughness, "Material.roughness", 1, positive=True)
-        if not isinstance(two_sided, bool):
-            raise TypeError(f"Material.two_sided must be a bool (got {type(two_sided).__name__})")
-        self.two_sided = two_sided
+        self.two_sided = v.boolean(two_sided, "Material.two_sided")
 
     def __repr__(self) -> str:
         def desc(t):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from . import _validation as v
@@ -17,6 +18,12 @@ CHANNELS = {
     "albedo": (4, 3),
     "shape_id": (5, 1),
 }
+
+# Every value a finite scene gives is finite; where one is not, the scene's values overflow
+# float32 on the way (radiance is light intensity x reflectances x geometric factors).
+_NOT_FINITE = ("render: the {what} has NaN or Inf values, from finite inputs: the scene's light intensities "
+               "or reflectances are too large for float32 (scale the intensities down), or this is a bug "
+               "to report")
 
 _MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/backward.h)
 _MAX_SECONDARY_STRIDE = 65536
@@ -91,12 +98,10 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     if scene.camera is None:
         raise ValueError("scene.camera is None: a camera is needed to render")
     edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    boundary = _boundary(boundary)
+    interior = v.boolean(interior, "interior")
     secondary = _secondary_counts(secondary_spp, boundary)
     secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1, maximum=_MAX_SECONDARY_STRIDE)
-    if boundary not in (True, False, "primary", "secondary") or isinstance(boundary, int) and boundary not in (0, 1):
-        raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
-    if not isinstance(interior, bool):
-        raise TypeError(f"interior must be a bool (got {type(interior).__name__})")
     radiance_slice = None
     width = 0
     for c in channels:
@@ -110,18 +115,19 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         "primary_edges": boundary is True or boundary == "primary",
         "secondary_edges": secondary, "secondary_stride": secondary_stride,
     }
-    params = _parameters(scene)
+    state = scene._state()
+    params = _parameters(state)
     if torch.is_grad_enabled() and any(t.requires_grad for t, _ in params):
         if max_bounces > _MAX_GRAD_BOUNCES:
             raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} when gradients are needed "
                              f"(got {max_bounces})")
-        return _Render.apply(scene, settings, *[t for t, _ in params])
-    return _forward(scene, settings)
+        return _Render.apply(scene, settings, state, *[t for t, _ in params])
+    return _forward(scene, settings, state)
 
 
-def _parameters(scene: Scene):
+def _parameters(scene):
     """The differentiable scene tensors as (tensor, (block, begin, end)) pairs: where each
-    one's gradient lies in the core's gradient blocks."""
+    one's gradient lies in the core's gradient blocks. `scene`: a Scene or a Scene._state()."""
     c = scene.camera
     params = [(c.position, ("camera", 0, 3)), (c.look_at, ("camera", 3, 6)), (c.up, ("camera", 6, 9)),
               (c.fov, ("camera", 9, 10))]
@@ -146,6 +152,20 @@ def _parameters(scene: Scene):
     return params
 
 
+def _boundary(boundary):
+    """render's `boundary`: True or False (Python, numpy or torch booleans), "primary" or
+    "secondary"; anything else (1, "all", None) is an error naming it."""
+    if isinstance(boundary, str):
+        if boundary not in ("primary", "secondary"):
+            raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
+        return boundary
+    try:
+        return v.boolean(boundary, "boundary")
+    except TypeError:
+        raise TypeError(f"boundary must be True, False, 'primary' or 'secondary' "
+                        f"(got {type(boundary).__name__} {boundary!r})") from None
+
+
 def _default_edge_spp(spp: int) -> int:
     """Primary-edge samples per pixel: half the paths. They all land on the edges, which cross
     few pixels, so even half gives those pixels many times the samples of their paths."""
@@ -163,44 +183,57 @@ def _secondary_counts(secondary_spp, boundary):
     return counts if boundary is True or boundary == "secondary" else (0, 0)
 
 
-def _geometry_needs(scene: Scene, wanted):
+def _geometry_needs(scene, wanted):
     """(one flag per shape: its vertices are among `wanted`; whether a camera tensor is): the
-    core samples only the edges whose motion can reach a wanted gradient."""
+    core samples only the edges whose motion can reach a wanted gradient. `scene`: a Scene or a
+    Scene._state()."""
     vertex_grad = [any(s.vertices is t for t in wanted) for s in scene.shapes]
     c = scene.camera
     camera_grad = any(t is u for t in wanted for u in (c.position, c.look_at, c.up, c.fov))
     return vertex_grad, camera_grad
 
 
-def _forward(scene: Scene, st: dict) -> torch.Tensor:
-    core = scene._sync(st["threads"])
-    h, w = scene.camera.resolution
+def _forward(scene: Scene, st: dict, state=None) -> torch.Tensor:
+    core = scene._sync(st["threads"], state=state)
+    h, w = (scene.camera if state is None else state.camera).resolution
     out = torch.empty((h, w, st["width"]), dtype=torch.float32)
     core.render(out.numpy(), st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], st["threads"])
+    if not bool(torch.isfinite(out).all()):
+        raise FloatingPointError(_NOT_FINITE.format(what="image"))
     return out
 
 
 class _Render(torch.autograd.Function):
-    """render() as an autograd Function; the core computes all gradient blocks in one pass."""
+    """render() as an autograd Function; the core computes all gradient blocks in one pass.
+
+    The reverse pass uses the scene exactly as the forward pass saw it: the forward keeps a
+    snapshot of the scene's structure (Scene._state: which camera, shapes, materials and lights,
+    and their tensors) and saves every tensor the core reads, so that a scene changed between
+    render and backward (another camera assigned, as in a multi-view loop; a new tensor
+    assigned) does not change this render's gradient, and a tensor edited in place raises
+    autograd's usual "modified by an inplace operation" error."""
 
     @staticmethod
-    def forward(ctx, scene, settings, *tensors):
+    def forward(ctx, scene, settings, state, *tensors):
         ctx.scene = scene
         ctx.settings = settings
+        ctx.state = state
         ctx.shapes = [t.shape for t in tensors]
-        return _forward(scene, settings)
+        ctx.save_for_backward(*state.tensors())
+        return _forward(scene, settings, state)
 
     @staticmethod
     def backward(ctx, d_out):
-        scene, st = ctx.scene, ctx.settings
-        needs = ctx.needs_input_grad[2:]
+        scene, st, state = ctx.scene, ctx.settings, ctx.state
+        ctx.saved_tensors  # noqa: B018 (raises if a tensor the render read was modified in place)
+        needs = ctx.needs_input_grad[3:]
         if st["radiance_slice"] is None or not any(needs):
-            return (None, None) + (None,) * len(needs)
+            return (None, None, None) + (None,) * len(needs)
         lo, hi = st["radiance_slice"]
         d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
-        core = scene._sync(st["threads"])
-        params = _parameters(scene)
-        vertex_grad, camera_grad = _geometry_needs(scene, [t for (t, _), need in zip(params, needs) if need])
+        core = scene._sync(st["threads"], state=state)
+        params = _parameters(state)
+        vertex_grad, camera_grad = _geometry_needs(state, [t for (t, _), need in zip(params, needs) if need])
         blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
                                       st["interior"], st["primary_edges"], st["secondary_edges"][0], st["threads"],
                                       shape_vertex_grad=vertex_grad, camera_grad=camera_grad,
@@ -208,10 +241,14 @@ class _Render(torch.autograd.Function):
                                       secondary_stride=st["secondary_stride"])
         scene._stats["primary_edge_samples"] = blocks["primary_edge_samples"]
         scene._stats["secondary_edge_draws"] = blocks["secondary_edge_draws"]
+        finite_in = bool(torch.isfinite(d_image).all())  # (NaN in, NaN out, as torch's own ops)
+        for block in ("vertices", "uvs", "normals", "texels", "lights", "envmap", "camera"):
+            if finite_in and not np.isfinite(blocks[block]).all():
+                raise FloatingPointError(_NOT_FINITE.format(what=f"gradient ({block})"))
         grads = []
         for (_, (block, begin, end)), shape, need in zip(params, ctx.shapes, needs):
             grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape) if need else None)
-        return (None, None) + tuple(grads)
+        return (None, None, None) + tuple(grads)
 
 
 def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int = 16, max_bounces: int = 1,
@@ -254,10 +291,10 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
         raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} for gradients (got {max_bounces})")
     seed = v.integer(seed, "seed", minimum=0)
     edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    boundary = _boundary(boundary)
+    interior = v.boolean(interior, "interior")
     secondary = _secondary_counts(secondary_spp, boundary)
     secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1, maximum=_MAX_SECONDARY_STRIDE)
-    if boundary not in (True, False, "primary", "secondary"):
-        raise ValueError(f"boundary must be True, False, 'primary' or 'secondary' (got {boundary!r})")
     num_threads = _threads(threads)
     # Offsets of the core's gradient blocks (csrc/core/grad.h, GradLayout).
     n_vertices = sum(s.num_vertices for s in scene.shapes)

@@ -1,7 +1,8 @@
 """The scene: a camera, shapes, materials and emitters, and its compiled counterpart."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+import copy
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -73,29 +74,43 @@ class Scene:
 
     # -- The compiled scene ------------------------------------------------------------------
 
-    def _sync(self, threads: int = 0, need_camera: bool = True) -> "_core.Scene":
-        """Copies the current tensors into the core scene; rebuilds or refits the BVH."""
+    def _state(self) -> "_SceneState":
+        """What a render reads, as of now: the camera, shapes, materials and lights as shallow
+        copies (the same tensors; assigning a new tensor to the live object later does not
+        change the state) for the reverse pass to use exactly what the forward pass saw."""
         self._validate_references()
-        shapes = []
-        topology = []
         for i, s in enumerate(self.shapes):
             if not isinstance(s, Shape):
                 raise TypeError(f"Scene.shapes[{i}] must be a raytrace.Shape (got {type(s).__name__})")
+        return _SceneState(copy.copy(self.camera), [copy.copy(s) for s in self.shapes],
+                           [copy.copy(m) for m in self.materials], [copy.copy(l) for l in self.area_lights],
+                           copy.copy(self.envmap))
+
+    def _sync(self, threads: int = 0, need_camera: bool = True, state: Optional["_SceneState"] = None) -> "_core.Scene":
+        """Copies the current tensors (or those of `state`, a _state() taken earlier) into the
+        core scene; rebuilds or refits the BVH."""
+        if state is None:
+            state = self._state()
+        shapes = []
+        topology = []
+        for s in state.shapes:
             idx = _np(s.indices.to(torch.int32))
             shapes.append((_np(s.vertices.to(torch.float32)), idx,
                            None if s.uvs is None else _np(s.uvs.to(torch.float32)),
                            None if s.normals is None else _np(s.normals.to(torch.float32)),
                            s.material_id))
             topology.append((s.num_vertices, idx))
+        _check_values(state)
+        _check_extent(state)
         rebuild = self._topology is None or len(topology) != len(self._topology) or any(
             a[0] != b[0] or a[1].shape != b[1].shape or not np.array_equal(a[1], b[1])
             for a, b in zip(topology, self._topology))
         # Each part is copied into the core only when its values changed since the last call
         # (compared by value, so in-place edits, through .data too, are seen).
         materials = [(_constant_or_texture(m.diffuse_reflectance, 3), _constant_or_texture(m.specular_reflectance, 3),
-                      _constant_or_texture(m.roughness, 1), m.two_sided) for m in self.materials]
-        lights = [(l.shape_id, _np(l.intensity), l.two_sided) for l in self.area_lights]
-        envmap = None if self.envmap is None else _np(self.envmap.values)
+                      _constant_or_texture(m.roughness, 1), m.two_sided) for m in state.materials]
+        lights = [(l.shape_id, _np(l.intensity), l.two_sided) for l in state.area_lights]
+        envmap = None if state.envmap is None else _np(state.envmap.values)
         shape_values = [a for s in shapes for a in (s[0], s[2], s[3])]
         if rebuild:
             self._topology = None  # stays unset if the core rejects the shapes
@@ -118,9 +133,9 @@ class Scene:
             self._core.set_envmap(envmap)
             self._remember("envmap", [envmap])
         if need_camera:
-            if self.camera is None:
+            if state.camera is None:
                 raise ValueError("Scene.camera is None: a camera is needed to render")
-            c = self.camera
+            c = state.camera
             self._core.set_camera(_np(c.position), _np(c.look_at), _np(c.up), float(c.fov.detach()),
                                   c.height, c.width, c.camera_type == "orthographic")
         return self._core
@@ -177,6 +192,107 @@ class Scene:
     def __repr__(self) -> str:
         return (f"Scene(camera={self.camera!r}, {len(self.shapes)} shapes, {len(self.materials)} materials, "
                 f"{len(self.area_lights)} area lights, envmap={self.envmap!r})")
+
+
+class _SceneState(NamedTuple):
+    """A scene as one render saw it (Scene._state)."""
+    camera: Optional[Camera]
+    shapes: List[Shape]
+    materials: List[Material]
+    area_lights: List[AreaLight]
+    envmap: Optional[EnvironmentMap]
+
+    def tensors(self) -> List[torch.Tensor]:
+        """Every tensor the core reads from this state (for autograd's version checks)."""
+        out = []
+        c = self.camera
+        if c is not None:
+            out += [c.position, c.look_at, c.up, c.fov]
+        for s in self.shapes:
+            out += [t for t in (s.vertices, s.indices, s.uvs, s.normals) if t is not None]
+        for m in self.materials:
+            out += [m.diffuse_reflectance, m.specular_reflectance, m.roughness]
+        out += [l.intensity for l in self.area_lights]
+        if self.envmap is not None:
+            out.append(self.envmap.values)
+        return out
+
+
+# Scene scale: images and gradients are the same (gradients scaled by the inverse factor) for a
+# scene scaled by any factor whose coordinates stay within these bounds (docs/limits.md; tests/
+# test_robustness_scale.py renders scenes from 1e-6 to 1e7 of their unit size). Beyond them, float
+# squares and fourth powers of lengths (areas, squared distances) under- or overflow.
+MAX_COORDINATE = 1e8
+MIN_EXTENT = 1e-7
+
+
+def _check_values(state: "_SceneState") -> None:
+    """The checks the constructors made, made again on the values as they are now: tensors are
+    mutable (an optimiser step, an in-place edit), and the core trusts what it is given."""
+    def check(t, name, shape=None, nonnegative=False, positive=False):
+        if t is None:
+            return
+        if shape is not None:
+            v.check_shape(t, name, shape)
+        d = t.detach()
+        if d.numel() == 0:
+            return
+        if not bool(torch.isfinite(d).all()):
+            raise ValueError(f"{name} contains NaN or Inf values")
+        if nonnegative and bool((d < 0).any()):
+            raise ValueError(f"{name} must be non-negative (got min {float(d.min()):g})")
+        if positive and bool((d <= 0).any()):
+            raise ValueError(f"{name} must be positive (got min {float(d.min()):g})")
+    c = state.camera
+    if c is not None:
+        for attr in ("position", "look_at", "up", "fov"):
+            check(getattr(c, attr), f"Scene.camera.{attr}")
+    for i, s in enumerate(state.shapes):
+        n = s.vertices.shape[0] if s.vertices.dim() == 2 else -1
+        check(s.vertices, f"Scene.shapes[{i}].vertices", (None, 3))
+        check(s.uvs, f"Scene.shapes[{i}].uvs", (n, 2))
+        check(s.normals, f"Scene.shapes[{i}].normals", (n, 3))
+        idx = s.indices
+        v.check_shape(idx, f"Scene.shapes[{i}].indices", (None, 3))
+        if idx.numel() > 0:
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < 0 or hi >= n:
+                raise ValueError(f"Scene.shapes[{i}].indices must have values in [0, {n}), the number of vertices "
+                                 f"(got min {lo}, max {hi})")
+    for i, m in enumerate(state.materials):
+        check(m.diffuse_reflectance, f"Scene.materials[{i}].diffuse_reflectance", nonnegative=True)
+        check(m.specular_reflectance, f"Scene.materials[{i}].specular_reflectance", nonnegative=True)
+        check(m.roughness, f"Scene.materials[{i}].roughness", positive=True)
+    for i, light in enumerate(state.area_lights):
+        check(light.intensity, f"Scene.area_lights[{i}].intensity", (3,), nonnegative=True)
+    if state.envmap is not None:
+        check(state.envmap.values, "Scene.envmap.values", (None, None, 3), nonnegative=True)
+
+
+def _check_extent(state: "_SceneState") -> None:
+    """Raises when the scene lies outside the range of scales the core computes exactly."""
+    lo = hi = None
+    for i, s in enumerate(state.shapes):
+        v = s.vertices.detach()
+        big = float(v.abs().max())
+        if big > MAX_COORDINATE:
+            raise ValueError(f"Scene.shapes[{i}].vertices has a coordinate of magnitude {big:g}: coordinates up to "
+                             f"{MAX_COORDINATE:g} are supported (scale the scene down: images do not change)")
+        vmin, vmax = v.amin(0), v.amax(0)
+        lo = vmin if lo is None else torch.minimum(lo, vmin)
+        hi = vmax if hi is None else torch.maximum(hi, vmax)
+    c = state.camera
+    if c is not None:
+        for name, t in (("position", c.position), ("look_at", c.look_at)):
+            big = float(t.detach().abs().max())
+            if big > MAX_COORDINATE:
+                raise ValueError(f"Scene.camera.{name} has a coordinate of magnitude {big:g}: coordinates up to "
+                                 f"{MAX_COORDINATE:g} are supported (scale the scene down: images do not change)")
+    if lo is not None:
+        extent = float((hi - lo).double().norm())
+        if 0 < extent < MIN_EXTENT:
+            raise ValueError(f"Scene.shapes span {extent:g} (the diagonal of their bounding box): scenes of at least "
+                             f"{MIN_EXTENT:g} are supported (scale the scene up: images do not change)")
 
 
 def _same(a, b) -> bool:

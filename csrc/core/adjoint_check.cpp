@@ -596,8 +596,11 @@ Problem problem_eval_material(Rng& rng) {
     Material m;
     m.diffuse = random_texture(rng, &texels, size(), size(), 3, 0, 1);
     m.specular = random_texture(rng, &texels, size(), size(), 3, 0, 1);
-    bool clamped = rng.uniform() < 0.25;  // roughness below kMinAlpha: no gradient
-    m.roughness = random_texture(rng, &texels, size(), size(), 1, clamped ? -0.5 : 0.2, clamped ? -0.05 : 0.9);
+    // Roughness clamped below kMinAlpha or above kMaxAlpha (no gradient) in a quarter of the cases.
+    Real r = rng.uniform();
+    Real lo = r < 0.125 ? Real(-0.5) : (r < 0.25 ? kMaxAlpha * Real(1.5) : Real(0.2));
+    Real hi = r < 0.125 ? Real(-0.05) : (r < 0.25 ? kMaxAlpha * Real(3) : Real(0.9));
+    m.roughness = random_texture(rng, &texels, size(), size(), 1, lo, hi);
     m.two_sided = 0;
     for (Real v : texels) pr.add_inputs({v}, 1);
     Texture all[3] = {m.diffuse, m.specular, m.roughness};

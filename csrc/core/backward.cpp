@@ -121,7 +121,7 @@ void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sam
         Frame frame(pv.ns);
         Vec3 wo_local = frame.to_local(pv.wo);
         pv.bsdf = eval_material(s.texels, material, pv.sp.uv);
-        Vec3 origin = offset_ray_origin(pv.sp.p, pv.ng);
+        Vec3 origin = offset_ray_origin(pv.sp, pv.ng);
         uint32_t dim = bounce_dim(bounce);
 
         // Next-event estimation (as in radiance()).
@@ -504,7 +504,7 @@ Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery&
     Vec3 fc = bsdf_eval_world(pv.bsdf, pv.ns, pv.wo, omega) * (c * terminator(pv.ng, pv.ns, omega));
     if (is_black(fc)) return Vec3(0);
     const Real eps = Real(1e-4);
-    Vec3 origin = offset_ray_origin(x, pv.ng);
+    Vec3 origin = offset_ray_origin(pv.sp, pv.ng);
     Vec3 dirs[2] = {normalize(omega - n_hat * eps), normalize(omega + n_hat * eps)};
     Vec3 h[2];
     if (query.num_emitters >= 0 && few_light_triangles && emission_edge_sides(s, e, x, origin, m, n_hat, dirs, h)) {

@@ -309,7 +309,8 @@ RT_HOST_DEVICE RT_INLINE Real edge_importance(const EdgeLeaf& l, const EdgeQuery
     Vec3 bmin = vmin(a_in, b_in), bmax = vmax(a_in, b_in);
     Vec3 d = vmax(vmax(bmin - q.x, q.x - bmax), Vec3(0));
     Real len = length(b_in - a_in);
-    return len / max_r(length_squared(d), max_r(Real(0.25) * len * len, Real(1e-12)));
+    Real denom = max_r(length_squared(d), Real(0.25) * len * len);
+    return denom > 0 ? len / denom : Real(0);  // (0 only for a part of no length)
 }
 
 // Whether node n, seen from q, is small and near enough for its edges' exact importances.
@@ -337,7 +338,8 @@ RT_HOST_DEVICE RT_INLINE Real edge_node_importance(const EdgeTreeView& tree, con
         facing_bounds(n, q.x, &lo, &hi);
         if (lo > 0 || hi < 0) return 0;  // every face below faces the same way: no silhouette
     }
-    return n.length / max_r(d2, max_r(r2, Real(1e-12)));
+    Real denom = max_r(d2, r2);
+    return denom > 0 ? n.length / denom : Real(0);  // (0 only for a node of no size)
 }
 
 // Draws the edges of `n` stratified numbers u[0 .. n) (ascending, in [0, 1)) in one descent:

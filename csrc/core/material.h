@@ -129,25 +129,33 @@ struct DBSDFParams {
     Real alpha = 0;
 };
 
+// The GGX alpha the BSDF uses is the roughness clamped to [kMinAlpha, kMaxAlpha]: below, the
+// lobe is a near-mirror whose evaluation loses precision; above, it is negligibly small (and
+// alpha^2 would overflow on the way, giving NaN). Outside the range alpha is constant, so the
+// roughness gets no gradient there (docs/limits.md; Python checks roughness > 0 and finite).
 constexpr Real kMinAlpha = Real(1e-3);
+constexpr Real kMaxAlpha = Real(100);
+
+RT_HOST_DEVICE RT_INLINE Real ggx_alpha(Real roughness) { return min_r(max_r(roughness, kMinAlpha), kMaxAlpha); }
+RT_HOST_DEVICE RT_INLINE bool alpha_is_clamped(Real roughness) { return !(roughness > kMinAlpha && roughness < kMaxAlpha); }
 
 RT_HOST_DEVICE RT_INLINE BSDFParams eval_material(const Real* texels, const Material& m, Vec2 uv) {
     BSDFParams p;
     p.kd = texture_lookup(texels, m.diffuse, uv);
     p.ks = texture_lookup(texels, m.specular, uv);
-    p.alpha = max_r(texture_lookup(texels, m.roughness, uv).x, kMinAlpha);
+    p.alpha = ggx_alpha(texture_lookup(texels, m.roughness, uv).x);
     return p;
 }
 
 // The adjoint of eval_material: the gradients w.r.t. the BSDF's parameters go to the texels
 // (through d_texels.add, indices into the scene's texel buffer) and to *d_uv. Where the
-// roughness is clamped to kMinAlpha, alpha passes no gradient back.
+// roughness is clamped (ggx_alpha), alpha passes no gradient back.
 template <typename Sink>
 RT_HOST_DEVICE RT_INLINE void d_eval_material(const Real* texels, const Material& m, Vec2 uv, const DBSDFParams& d_p,
                                               Sink& d_texels, Vec2* d_uv) {
     d_texture_lookup(texels, m.diffuse, uv, d_p.kd, d_texels, d_uv);
     d_texture_lookup(texels, m.specular, uv, d_p.ks, d_texels, d_uv);
-    if (texture_lookup(texels, m.roughness, uv).x > kMinAlpha) {
+    if (!alpha_is_clamped(texture_lookup(texels, m.roughness, uv).x)) {
         d_texture_lookup(texels, m.roughness, uv, Vec3(d_p.alpha, 0, 0), d_texels, d_uv);
     }
 }

@@ -80,11 +80,18 @@ struct IntersectKernel {
     Real* uv;
 
     void operator()(int i) const {
-        Ray ray{Vec3::load(origins + 3 * size_t(i)), Vec3::load(directions + 3 * size_t(i)), 0, kInfinity};
+        // The ray is traced along the unit direction (any non-zero length works, 1e-30 or 1e30:
+        // scaled by its largest component first, so squaring it neither underflows nor
+        // overflows) and t is converted back to units of the given direction.
+        Vec3 d = Vec3::load(directions + 3 * size_t(i));
+        Real m = max_component(vabs(d));
+        Vec3 dm = d / m;
+        Real len = length(dm);
+        Ray ray{Vec3::load(origins + 3 * size_t(i)), dm / len, 0, kInfinity};
         Hit hit;
-        if (intersect(scene.bvh, ray, &hit)) {
+        if (m > 0 && intersect(scene.bvh, ray, &hit)) {
             int shape = scene.tri_shape[hit.tri];
-            t[i] = hit.t;
+            t[i] = Real(double(hit.t) / (double(len) * double(m)));
             shape_id[i] = shape;
             triangle_id[i] = hit.tri - scene.shapes[shape].tri_offset;
             uv[2 * size_t(i)] = hit.u;

@@ -133,7 +133,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance_from(const SceneView& s, Ray ray, bool fo
         Frame frame(ns);
         Vec3 wo_local = frame.to_local(wo);
         BSDFParams bsdf = eval_material(s.texels, material, sp.uv);
-        Vec3 origin = offset_ray_origin(sp.p, ng);
+        Vec3 origin = offset_ray_origin(sp, ng);
         uint32_t dim = bounce_dim(bounce);
 
         // Next-event estimation.

@@ -79,6 +79,8 @@ struct SurfacePoint {
     Vec2 uv;      // texture coordinates
     int shape_id;
     int tri;      // global triangle index
+    Real coord_scale;  // the largest |coordinate| of the triangle's vertices: p rounds to a few
+                       // ulps of it (offset_ray_origin)
 };
 
 RT_HOST_DEVICE RT_INLINE SurfacePoint surface_point(const SceneView& s, const Hit& hit) {
@@ -89,6 +91,7 @@ RT_HOST_DEVICE RT_INLINE SurfacePoint surface_point(const SceneView& s, const Hi
     Vec3 v2 = Vec3::load(s.vertices + 3 * size_t(idx[2]));
     Real b0 = 1 - hit.u - hit.v;
     sp.p = v0 * b0 + v1 * hit.u + v2 * hit.v;
+    sp.coord_scale = max_component(vmax(vmax(vabs(v0), vabs(v1)), vabs(v2)));
     sp.ng = normalize(cross(v1 - v0, v2 - v0));
     sp.tri = hit.tri;
     sp.shape_id = s.tri_shape[hit.tri];
@@ -123,9 +126,13 @@ RT_HOST_DEVICE RT_INLINE Real triangle_area(const SceneView& s, int tri) {
 }
 
 // An offset origin for rays leaving a surface on the side of `n`, past intersection error.
-RT_HOST_DEVICE RT_INLINE Vec3 offset_ray_origin(Vec3 p, Vec3 n) {
-    Real scale = max_r(Real(1), max_component(Vec3(std::fabs(p.x), std::fabs(p.y), std::fabs(p.z))));
-    return p + n * (Real(1e-4) * scale);
+// The offset is relative, so a scene scaled by any factor is rendered the same: a 1e-4 of the
+// point's own largest coordinate (the margin the renderer always had at |p| >= 1), and at least
+// 1e-5 of its triangle's largest coordinate (about 170 ulps of the rounding of p, which
+// interpolates the vertices: near the origin |p| alone would give no margin at all).
+RT_HOST_DEVICE RT_INLINE Vec3 offset_ray_origin(const SurfacePoint& sp, Vec3 n) {
+    Real scale = max_r(max_component(vabs(sp.p)), Real(0.1) * sp.coord_scale);
+    return sp.p + n * (Real(1e-4) * scale);
 }
 
 // The host side: owns every buffer a SceneView points into.

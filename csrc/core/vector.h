@@ -83,6 +83,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 vmax(Vec3 a, Vec3 b) {
     return Vec3(max_r(a.x, b.x), max_r(a.y, b.y), max_r(a.z, b.z));
 }
 RT_HOST_DEVICE RT_INLINE Real max_component(Vec3 a) { return max_r(a.x, max_r(a.y, a.z)); }
+RT_HOST_DEVICE RT_INLINE Vec3 vabs(Vec3 a) { return Vec3(std::fabs(a.x), std::fabs(a.y), std::fabs(a.z)); }
 RT_HOST_DEVICE RT_INLINE Real luminance(Vec3 c) {
     return Real(0.212671) * c.x + Real(0.715160) * c.y + Real(0.072169) * c.z;
 }
