@@ -19,12 +19,14 @@ u = atan2(d.x, -d.z) / (2 pi) + 1/2 and v = acos(d.y) / pi, so v = 0 at the nort
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from . import _teapot_data
+from ._validation import boolean as _boolean
 
 
 class Mesh(NamedTuple):
@@ -58,9 +60,11 @@ def _positive(value, name: str) -> float:
     return value
 
 
-def _count(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum} (got {value!r})")
+def _count(value, name: str, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}] (got {type(value).__name__} {value!r})")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}] (got {value!r})")
     return int(value)
 
 
@@ -188,7 +192,7 @@ def sphere(radius: float = 1.0, center: Sequence[float] = (0.0, 0.0, 0.0), subdi
     Args:
         radius: > 0.
         center: [3], the centre.
-        subdivisions: >= 0.
+        subdivisions: 0 to 8.
         watertight: if True, vertices are shared: the mesh is closed and manifold (every edge has
             exactly two triangles). Its lat-long uvs are then discontinuous along the seam
             (x = 0, z > 0), where triangles interpolate u across the whole texture, and at the
@@ -202,9 +206,8 @@ def sphere(radius: float = 1.0, center: Sequence[float] = (0.0, 0.0, 0.0), subdi
     """
     radius = _positive(radius, "radius")
     center = _vec(center, "center", 3)
-    subdivisions = _count(subdivisions, "subdivisions", 0)
-    if subdivisions > 8:
-        raise ValueError(f"subdivisions must be <= 8 (got {subdivisions}: {20 * 4**subdivisions} triangles)")
+    subdivisions = _count(subdivisions, "subdivisions", 0, 8)  # 8: 1.3M triangles
+    watertight = _boolean(watertight, "watertight")
     dirs, faces = _icosahedron()
     for _ in range(subdivisions):
         dirs, faces = _subdivide(dirs, faces)
@@ -227,8 +230,8 @@ def uv_sphere(radius: float = 1.0, center: Sequence[float] = (0.0, 0.0, 0.0), ri
     Args:
         radius: > 0.
         center: [3], the centre.
-        rings: >= 2 bands from pole to pole.
-        segments: >= 3 around the y axis.
+        rings: 2 to 4096 bands from pole to pole.
+        segments: 3 to 8192 around the y axis.
 
     Returns:
         Mesh: vertices [(rings + 1) * (segments + 1) - 2, 3], indices [2 * segments * (rings - 1), 3],
@@ -236,8 +239,8 @@ def uv_sphere(radius: float = 1.0, center: Sequence[float] = (0.0, 0.0, 0.0), ri
     """
     radius = _positive(radius, "radius")
     center = _vec(center, "center", 3)
-    rings = _count(rings, "rings", 2)
-    segments = _count(segments, "segments", 3)
+    rings = _count(rings, "rings", 2, 4096)
+    segments = _count(segments, "segments", 3, 8192)
     u, v = np.meshgrid(np.linspace(0, 1, segments + 1), np.linspace(0, 1, rings + 1))
     # Each pole copy sits mid-segment of the one triangle that uses it (see below).
     u[0, 1:] -= 0.5 / segments
@@ -337,6 +340,7 @@ def box(size: Sequence[float] = (1.0, 1.0, 1.0), center: Sequence[float] = (0.0,
     """
     size = _vec(size, "size", 3, positive=True)
     center = _vec(center, "center", 3)
+    watertight = _boolean(watertight, "watertight")
     half = size / 2
     if watertight:
         corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
@@ -445,7 +449,7 @@ def teapot(subdivisions: int = 8, normalize: bool = False, split_uv_seams: bool 
     open at both ends (their ends meet the body without being stitched to it).
 
     Args:
-        subdivisions: >= 1 grid cells along each side of each patch.
+        subdivisions: 1 to 64 grid cells along each side of each patch.
         normalize: if True, translate the bounding box's centre to the origin and scale
             uniformly so that the teapot fits in the unit sphere (its farthest vertex at
             distance 1).
@@ -461,9 +465,9 @@ def teapot(subdivisions: int = 8, normalize: bool = False, split_uv_seams: bool 
     UVs: around the pot (rim, body, bottom), the lid, the handle and the spout, u runs around
     and v along each part, both over [0, 1]; the parts overlap in uv space.
     """
-    subdivisions = _count(subdivisions, "subdivisions", 1)
-    if subdivisions > 64:
-        raise ValueError(f"subdivisions must be <= 64 (got {subdivisions})")
+    subdivisions = _count(subdivisions, "subdivisions", 1, 64)
+    normalize = _boolean(normalize, "normalize")
+    split_uv_seams = _boolean(split_uv_seams, "split_uv_seams")
     n = subdivisions
     ctrl = np.asarray(_teapot_data.VERTICES, dtype=np.float64)[
         np.asarray(_teapot_data.PATCHES, dtype=np.int64) - 1].reshape(32, 4, 4, 3)
