@@ -155,7 +155,8 @@ class Scene:
 
         Args:
             origins: [N, 3] float ray origins.
-            directions: [N, 3] float ray directions (need not be unit length; not zero).
+            directions: [N, 3] float ray directions (need not be unit length: any length in
+                [1e-30, 1e30]).
             threads: worker threads (default: RT_NUM_THREADS or all cores).
 
         Returns:
@@ -167,8 +168,15 @@ class Scene:
         v.check_same_device([("origins", origins), ("directions", directions)])
         o = v.float_tensor(origins, "origins", (None, 3))
         d = v.float_tensor(directions, "directions", (o.shape[0], 3))
-        if o.shape[0] > 0 and bool((d.detach().abs().sum(dim=1) == 0).any()):
-            raise ValueError("directions must not contain zero vectors")
+        if o.shape[0] > 0:
+            length = d.detach().double().norm(dim=1)
+            if bool((length == 0).any()):
+                raise ValueError("directions must not contain zero vectors")
+            # (Up to float32's rounding of a direction scaled to exactly 1e-30 or 1e30.)
+            if bool((length < 1e-30 * (1 - 1e-6)).any()) or bool((length > 1e30 * (1 + 1e-6)).any()):
+                raise ValueError(f"directions must have lengths in [1e-30, 1e30] (got {float(length.min()):g} .. "
+                                 f"{float(length.max()):g}): t is in units of the direction's length and would "
+                                 "leave float32's range")
         core = self._sync(_threads(threads), need_camera=False)
         t, shape_id, tri_id, uv = core.intersect(_np(o), _np(d), _threads(threads))
         return {"t": torch.from_numpy(t), "shape_id": torch.from_numpy(shape_id),

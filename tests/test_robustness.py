@@ -227,10 +227,18 @@ def test_overflowing_radiance_is_an_error_not_inf():
 
 @pytest.mark.parametrize("length", [1e-30, 1e-20, 1.0, 1e20, 1e30])
 def test_intersect_accepts_any_direction_length(length):
-    """A direction of length 1e-30 was reported as a miss."""
+    """A direction of length 1e-30 was reported as a miss past distance 1 (t > 1e30, the core's
+    "no hit" distance): the core traces the unit direction and converts t."""
     scene = glossy_plane_scene(0.3)
-    o = torch.tensor([[0.1, 0.5, 0.2], [0.0, 0.5, 0.0]])
-    d = torch.tensor([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]]) * length
+    o = torch.tensor([[0.5, 2.0, 0.5], [0.0, 0.5, 0.0], [0.0, 0.5, 0.0]])
+    d = torch.tensor([[0.0, -1.0, 0.0], [0.0, 1.0, 0.0], [0.6, -0.8, 0.0]]) * length
     hits = scene.intersect(o, d)
-    assert hits["shape_id"].tolist() == [0, 1]
-    np.testing.assert_allclose((hits["t"] * length).numpy(), [0.5, 0.5], rtol=1e-6)
+    assert hits["shape_id"].tolist() == [0, 1, 0]
+    np.testing.assert_allclose((hits["t"].double() * length).numpy(), [2.0, 0.5, 0.625], rtol=1e-6)
+
+
+@pytest.mark.parametrize("length", [1e-31, 1e31])
+def test_intersect_rejects_directions_past_float_range(length):
+    scene = glossy_plane_scene(0.3)
+    with pytest.raises(ValueError, match=r"directions must have lengths in \[1e-30, 1e30\]"):
+        scene.intersect(torch.zeros(1, 3), torch.tensor([[0.0, -1.0, 0.0]]) * length)
