@@ -145,7 +145,7 @@ def scene_file_kind(path: Path) -> Tuple[Path, str]:
 
 def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
                     defines: Dict[str, str]) -> Tuple[Any, Dict[str, int], List[str]]:
-    """Reads the SCENE argument: a JSON scene (raytrace.scene_io) or a Mitsuba 3 XML scene
+    """Reads the SCENE argument: a JSON scene (raytrace.io.scenes) or a Mitsuba 3 XML scene
     (rt.load_mitsuba).
 
     Args:
@@ -166,14 +166,14 @@ def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
     if kind == "json":
         if defines:
             raise UsageError(f"-D sets parameters of Mitsuba XML scenes; {scene_arg} is not one")
-        from .scene_io import read_scene  # noqa: PLC0415
+        from .io.scenes import read_scene  # noqa: PLC0415
         try:
             scene, settings = read_scene(scene_arg, resolution=resolution)
         except (ValueError, TypeError) as e:
             raise UsageError(str(e)) from None
         return scene, settings, []
 
-    from .mitsuba_io import load_mitsuba  # noqa: PLC0415
+    from .io.mitsuba import load_mitsuba  # noqa: PLC0415
     shown = str(file)
     if not file.exists():
         raise UsageError(f"{shown}: no such file or folder")
@@ -195,7 +195,7 @@ def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
 
 def cmd_render(args: argparse.Namespace) -> int:
     # Everything about the arguments is checked before any rendering starts.
-    from .image_io import _image_format, imwrite  # noqa: PLC0415
+    from .io.images import _image_format, imwrite  # noqa: PLC0415
 
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     for name, value, minimum in (("--spp", args.spp, 1), ("--max-bounces", args.max_bounces, 0),
@@ -208,7 +208,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     if fmt == "exr":
-        from .image_io import exr_supported  # noqa: PLC0415
+        from .io.images import exr_supported  # noqa: PLC0415
         if not exr_supported():
             raise UsageError("writing .exr needs the OpenEXR package: pip install \"OpenEXR>=3.3\"")
     if out.parent != Path("") and not out.parent.is_dir():

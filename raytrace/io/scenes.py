@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .image_io import _EXR_CHANNELS, exr_supported, imread, imwrite
+from .images import _EXR_CHANNELS, exr_supported, imread, imwrite
 
 __all__ = ["load_scene", "save_scene", "load_obj", "FORMAT_VERSION"]
 

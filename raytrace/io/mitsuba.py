@@ -6,7 +6,7 @@
 
 The XML document (``<scene version=...>``, ``<default>`` and ``$name`` substitution, ``<include>``,
 ids and ``<ref>``, property tags and transforms) is read here; plugins are converted by
-:mod:`raytrace._mitsuba_plugins`. What is supported, what is approximated and what is skipped
+:mod:`raytrace.io._mitsuba_plugins`. What is supported, what is approximated and what is skipped
 is listed in ``docs/mesh_and_mitsuba.md``. Everything skipped is announced with a
 :class:`MitsubaWarning` ("file: line N: ...") and collected in :class:`MitsubaReport`; malformed
 XML, missing files and bad values raise ValueError naming the file and line.
@@ -481,7 +481,7 @@ def parse_value(ctx: _Context, node: Node) -> Any:
             v = numbers(ctx, node, text, "value", (1, 3))
             rgb = np.array(v * 3 if len(v) == 1 else v, dtype=np.float64)
         if tag == "srgb":
-            from .image_io import srgb_decode  # noqa: PLC0415
+            from .images import srgb_decode  # noqa: PLC0415
             rgb = np.asarray(srgb_decode(rgb), dtype=np.float64)
         return rgb
     if tag == "spectrum":

@@ -122,7 +122,7 @@ _Part = Dict[str, Optional[np.ndarray]]  # numpy float64 vertices/uvs/normals, i
 def _read_parts(file: Path, shown: str, suffix: str) -> List[Tuple[str, _Part]]:
     """The file's meshes as (name, part), ordered as its meshes, each in world space."""
     if suffix == ".obj":
-        from .scene_io import load_obj  # noqa: PLC0415  (scene_io imports nothing from here)
+        from .scenes import load_obj  # noqa: PLC0415  (scenes imports nothing from here)
 
         m = load_obj(file)  # raises ValueError naming the file and line
         part = {k: (None if v is None else v.numpy().astype(np.int64 if k == "indices" else np.float64))
