@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
 from raytrace.io.images import imwrite  # noqa: E402
-from raytrace.io.scenes import _json_floats, dump_json  # noqa: E402
+from raytrace.io.scene_writer import _json_floats, dump_json  # noqa: E402
 
 
 # =============================================================================================

@@ -328,14 +328,14 @@ def _sphere(rings: int, segments: int) -> Dict[str, Any]:
 
 
 def _mesh_file(ctx: _Context, node: Node, props: Props, kind: str) -> Dict[str, Any]:
-    from .meshes import load_mesh  # noqa: PLC0415
+    from .meshes import _load_mesh  # noqa: PLC0415
 
     name = props.string("filename", None)
     if name is None:
         raise ctx.error(node, f"<shape type={kind!r}> needs a 'filename' string")
     file = ctx.resolve(node, name, f"<shape type={kind!r}>")
     try:
-        m = load_mesh(file)
+        m = _load_mesh(file, str(file), ctx.access.budget)
     except ValueError as e:
         raise ctx.error(node, str(e)) from e
     mesh = {k: (None if v is None else v.numpy().astype(np.int64 if k == "indices" else np.float64))
@@ -451,7 +451,7 @@ def _texture(ctx: _Context, node: Node) -> Optional[np.ndarray]:
     key = ("texture", id(node))
     if key in ctx.cache:
         return ctx.cache[key]
-    from .images import imread  # noqa: PLC0415
+    from .images import _imread  # noqa: PLC0415
 
     kind = node.attrs.get("type")
     props = Props(ctx, node)
@@ -467,9 +467,9 @@ def _texture(ctx: _Context, node: Node) -> Optional[np.ndarray]:
                            "EXR); the texture was skipped")
         else:
             try:
-                img = imread(file, srgb=not raw).double().numpy()
+                img = _imread(file, name, not raw, ctx.access.budget).double().numpy()
             except (OSError, ValueError) as e:
-                raise ctx.error(node, f"{name}: cannot read ({e})") from e
+                raise ctx.error(node, str(e)) from e
             out = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[:, :, :3]
         wrap = props.string("wrap_mode", "repeat")
         if wrap != "repeat":
@@ -633,7 +633,7 @@ def _environment(ctx: _Context, node: Node) -> Optional[Tuple[Node, np.ndarray, 
         props.finish()
         return node, radiance.reshape(1, 1, 3), np.eye(3)
     if kind == "envmap":
-        from .images import imread  # noqa: PLC0415
+        from .images import _imread  # noqa: PLC0415
 
         name = props.string("filename", None)
         if name is None:
@@ -644,9 +644,9 @@ def _environment(ctx: _Context, node: Node) -> Optional[Tuple[Node, np.ndarray, 
                            "EXR); the envmap was skipped")
             return None
         try:
-            img = imread(file).double().numpy()
+            img = _imread(file, name, True, ctx.access.budget).double().numpy()
         except (OSError, ValueError) as e:
-            raise ctx.error(node, f"{name}: cannot read ({e})") from e
+            raise ctx.error(node, str(e)) from e
         img = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[:, :, :3]
         scale = props.float("scale", 1.0)
         m = props.transform("to_world")
