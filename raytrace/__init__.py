@@ -7,19 +7,16 @@
 """
 from .camera import Camera
 from .geometry import Mesh, box, plane, sphere, teapot, uv_sphere, vertex_normals
-from .image_io import imread, imwrite
 from .light import AreaLight, EnvironmentMap
 from .material import Material
 from .render import gradient_image, render
 from .scene import Scene
-from .scene_io import load_obj, load_scene, save_scene
-from .mesh_io import load_mesh
-from .mitsuba_io import load_mitsuba
 from .shape import Shape
-from . import optim
+from . import io, optim
+from .io import imread, imwrite, load_mesh, load_mitsuba, load_obj, load_scene, save_scene
 
 __version__ = "0.1.0"
 
-__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image", "imread",
+__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image", "imread", "io",
            "imwrite",
            "load_mesh", "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals"]

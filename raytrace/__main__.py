@@ -12,10 +12,19 @@ stderr before rendering.
 The image is rendered in passes of at most PASS_SPP samples per pixel (a progress bar counts
 them); pass k uses the seed ``(seed * 1000003 + k) mod 2^63`` and the passes are averaged,
 weighted by their sample counts, so the result depends only on the arguments.
+
+Nothing is lost to a bad output path: before the scene is read, the output must be writable
+(an existing folder on its path must be writable; nothing is created); after it is read, the
+output must not be one of the files the scene read (its scene file, textures, meshes,
+includes, arrays); only then is the output's folder created and the image rendered. The image
+is written atomically (a temporary file in its folder, then renamed). Files a scene names must
+lie inside its folder unless --allow-path or --allow-any-path says otherwise
+(docs/limits_files.md).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -110,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "overriding its <default> (repeatable)")
     render.add_argument("--threads", type=int, default=None, metavar="T",
                         help="worker threads (default: RT_NUM_THREADS or all cores)")
+    render.add_argument("--allow-path", action="append", default=[], metavar="DIR",
+                        help="let the scene read files under DIR too (repeatable); by default "
+                             "every file a scene names must lie inside the scene file's folder")
+    render.add_argument("--allow-any-path", action="store_true",
+                        help="let the scene read files anywhere (only for scenes you trust)")
     render.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar, no summary line and no list of what an XML "
                              "scene's loader skipped")
@@ -144,14 +158,19 @@ def scene_file_kind(path: Path) -> Tuple[Path, str]:
 
 
 def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
-                    defines: Dict[str, str]) -> Tuple[Any, Dict[str, int], List[str]]:
-    """Reads the SCENE argument: a JSON scene (raytrace.scene_io) or a Mitsuba 3 XML scene
+                    defines: Dict[str, str], allowed_paths: Sequence[str] = (),
+                    allow_any_path: bool = False,
+                    files_read: Optional[List[str]] = None) -> Tuple[Any, Dict[str, int], List[str]]:
+    """Reads the SCENE argument: a JSON scene (raytrace.io.scenes) or a Mitsuba 3 XML scene
     (rt.load_mitsuba).
 
     Args:
         scene_arg: the SCENE argument: a .json or .xml file, or a folder (see scene_file_kind).
         resolution: (H, W) in pixels instead of the file's, or None.
         defines: values of the XML scene's $name parameters (from -D); must be empty for JSON.
+        allowed_paths, allow_any_path: where the scene may read files besides its folder
+            (--allow-path, --allow-any-path).
+        files_read: a list that receives the real path of every file the scene read.
 
     Returns:
         (scene, settings, skipped): settings holds "spp" and/or "max_bounces" where the file
@@ -163,25 +182,29 @@ def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
     """
     path = Path(scene_arg)
     file, kind = scene_file_kind(path)
+    files_read = files_read if files_read is not None else []
+    policy = {"allowed_paths": list(allowed_paths), "allow_any_path": allow_any_path}
     if kind == "json":
         if defines:
             raise UsageError(f"-D sets parameters of Mitsuba XML scenes; {scene_arg} is not one")
-        from .scene_io import read_scene  # noqa: PLC0415
+        from .io.scenes import read_scene  # noqa: PLC0415
         try:
-            scene, settings = read_scene(scene_arg, resolution=resolution)
-        except (ValueError, TypeError) as e:
+            scene, settings = read_scene(scene_arg, resolution=resolution, files_read=files_read,
+                                         **policy)
+        except (ValueError, TypeError, OSError) as e:
             raise UsageError(str(e)) from None
         return scene, settings, []
 
-    from .mitsuba_io import load_mitsuba  # noqa: PLC0415
+    from .io.mitsuba import load_mitsuba  # noqa: PLC0415
     shown = str(file)
     if not file.exists():
         raise UsageError(f"{shown}: no such file or folder")
     try:
         scene, report = load_mitsuba(file, params=defines, resolution=resolution,
-                                     return_report=True, warn=False)
+                                     return_report=True, warn=False, **policy)
     except (ValueError, TypeError, OSError) as e:
         raise UsageError(str(e)) from None
+    files_read.extend(f for f in report.files if f not in files_read)
     if scene.camera is None:
         raise UsageError(f"{shown}: the scene has no supported sensor (perspective, thinlens or "
                          "orthographic), so there is nothing to render")
@@ -193,9 +216,43 @@ def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
     return scene, settings, list(report.skipped)
 
 
+def check_output(out: Path) -> None:
+    """Refuses an output path that cannot be written, before the scene is read or rendered;
+    creates nothing. The nearest existing folder on the output's path must be a writable
+    folder (the missing ones are created after the scene is read), and an existing output
+    must be a writable file."""
+    shown = str(out)
+    if out.is_dir():
+        raise UsageError(f"cannot write {shown!r}: it is a folder")
+    if os.path.lexists(out) and not os.access(out, os.W_OK):
+        raise UsageError(f"cannot write {shown!r}: the file is not writable")
+    folder = out.absolute().parent
+    while not os.path.lexists(folder) and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {shown!r}: {str(folder)!r} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {shown!r}: the folder {str(folder)!r} is not writable")
+
+
+def check_not_an_input(out: Path, files_read: Sequence[str]) -> None:
+    """Refuses an output that is (after symlinks, or as a hard link) a file the scene read."""
+    real = os.path.realpath(out)
+    for f in files_read:
+        same = real == f
+        if not same and os.path.exists(out) and os.path.exists(f):
+            try:
+                same = os.path.samefile(out, f)
+            except OSError:
+                same = False
+        if same:
+            raise UsageError(f"-o {str(out)!r} is {f!r}, a file the scene reads; writing the image "
+                             "there would destroy the scene. Choose another output file")
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     # Everything about the arguments is checked before any rendering starts.
-    from .image_io import _image_format, imwrite  # noqa: PLC0415
+    from .io.images import _image_format, imwrite  # noqa: PLC0415
 
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     for name, value, minimum in (("--spp", args.spp, 1), ("--max-bounces", args.max_bounces, 0),
@@ -208,16 +265,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     if fmt == "exr":
-        from .image_io import exr_supported  # noqa: PLC0415
+        from .io.images import exr_supported  # noqa: PLC0415
         if not exr_supported():
             raise UsageError("writing .exr needs the OpenEXR package: pip install \"OpenEXR>=3.3\"")
-    if out.parent != Path("") and not out.parent.is_dir():
+    check_output(out)
+
+    files_read: List[str] = []
+    scene, settings, skipped = load_scene_file(args.scene, resolution, parse_defines(args.define),
+                                               args.allow_path, args.allow_any_path, files_read)
+    check_not_an_input(out, files_read)
+    if out.parent != Path("") and not out.parent.is_dir():  # only now that the scene is read
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UsageError(f"cannot create the output folder {str(out.parent)!r}: {e}") from None
-
-    scene, settings, skipped = load_scene_file(args.scene, resolution, parse_defines(args.define))
     if skipped and not args.quiet:
         print(f"{PROG}: the Mitsuba loader skipped {len(skipped)} "
               f"{'thing' if len(skipped) == 1 else 'things'} (docs/mesh_and_mitsuba.md):",

@@ -27,8 +27,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
-from raytrace.image_io import imwrite  # noqa: E402
-from raytrace.scene_io import _json_floats, dump_json  # noqa: E402
+from raytrace.io.images import imwrite  # noqa: E402
+from raytrace.io.scene_writer import _json_floats, dump_json  # noqa: E402
 
 
 # =============================================================================================
@@ -428,7 +428,7 @@ def main(argv=None) -> int:
         print(f"wrote {args.out / name} ({size / 1024:.0f} KiB)")
         if args.check:
             import raytrace as rt  # noqa: PLC0415
-            from raytrace.scene_io import read_scene  # noqa: PLC0415
+            from raytrace.io.scenes import read_scene  # noqa: PLC0415
             scene, settings = read_scene(args.out / name, resolution=(16, 16))
             img = rt.render(scene, spp=1, max_bounces=settings.get("max_bounces", 1))
             print(f"  loaded and rendered: {scene!r}, mean {float(img.mean()):.4f}")

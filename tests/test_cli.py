@@ -1,4 +1,4 @@
-"""The command line (python -m raytrace) and image files (raytrace.image_io)."""
+"""The command line (python -m raytrace) and image files (raytrace.io.images)."""
 from __future__ import annotations
 
 import os
@@ -13,8 +13,8 @@ from PIL import Image
 
 import raytrace as rt
 from raytrace.__main__ import main, parse_resolution, pass_seed, split_passes, UsageError
-from raytrace.image_io import exr_supported, imread, imwrite, srgb_decode, srgb_encode
-from raytrace.scene_io import read_scene
+from raytrace.io.images import exr_supported, imread, imwrite, srgb_decode, srgb_encode
+from raytrace.io.scenes import read_scene
 
 ROOT = Path(__file__).resolve().parent.parent
 CORNELL = ROOT / "scenes" / "cornell_box"

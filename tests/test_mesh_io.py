@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import raytrace as rt
-from raytrace.mesh_io import MeshFileNotFoundError
+from raytrace.io.meshes import MeshFileNotFoundError
 
 trimesh = pytest.importorskip("trimesh")
 

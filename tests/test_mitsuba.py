@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import raytrace as rt
-from raytrace.mitsuba_io import MitsubaWarning, look_at
+from raytrace.io.mitsuba import MitsubaWarning, look_at
 
 ROOT = Path(__file__).resolve().parent.parent
 CBOX = ROOT / "scenes" / "mitsuba_cbox" / "scene.xml"

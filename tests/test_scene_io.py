@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import raytrace as rt
-from raytrace.image_io import exr_supported, imwrite, srgb_decode, srgb_encode
-from raytrace.scene_io import _json_floats, load_obj, load_scene, read_scene, save_scene
+from raytrace.io.images import exr_supported, imwrite, srgb_decode, srgb_encode
+from raytrace.io.scene_writer import _json_floats
+from raytrace.io.scenes import load_obj, load_scene, read_scene, save_scene
 
 SCENES = Path(__file__).resolve().parent.parent / "scenes"
 needs_exr = pytest.mark.skipif(not exr_supported(), reason="OpenEXR package not installed")

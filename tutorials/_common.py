@@ -33,7 +33,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import raytrace as rt  # noqa: E402
-from raytrace.image_io import srgb_encode  # noqa: E402
+from raytrace.io.images import srgb_encode  # noqa: E402
 
 OUTPUT_ROOT = Path(__file__).resolve().parent / "output"
 GIF_MAX_FRAMES = 40      # frames kept in optimisation.gif (evenly spaced, always the last)

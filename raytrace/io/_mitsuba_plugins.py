@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .mitsuba_io import Node, Props, _Context
+from .mitsuba import Node, Props, _Context
 
 # Roughness used for Mitsuba's smooth (delta) lobes: the core's smallest GGX alpha.
 SMOOTH_ALPHA = 1e-3
@@ -39,7 +39,7 @@ _IOR = {"vacuum": 1.0, "air": 1.000277, "water": 1.3330, "acrylic glass": 1.49, 
 def build_scene(ctx: _Context, root: Node, resolution: Optional[Tuple[int, int]],
                 sphere_res: Tuple[int, int]):
     """The whole <scene>: returns an rt.Scene (and fills ctx.report)."""
-    from . import AreaLight, EnvironmentMap, Material, Scene, Shape  # noqa: PLC0415
+    from .. import AreaLight, EnvironmentMap, Material, Scene, Shape  # noqa: PLC0415
 
     camera_spec = None
     meshes: List[Dict[str, Any]] = []  # numpy meshes with "bsdf", "emission", "node"
@@ -141,7 +141,7 @@ def x_fov(fov: float, axis: str, aspect: float) -> float:
 
 
 def _sensor(ctx: _Context, node: Node, resolution):
-    from . import Camera  # noqa: PLC0415
+    from .. import Camera  # noqa: PLC0415
 
     kind = node.attrs.get("type")
     if kind not in ("perspective", "thinlens", "orthographic"):
@@ -296,7 +296,7 @@ def _disk(segments: int) -> Dict[str, Any]:
 
 
 def _cube() -> Dict[str, Any]:
-    from .geometry import box  # noqa: PLC0415
+    from ..geometry import box  # noqa: PLC0415
 
     b = box(size=2.0, watertight=False)
     return {"vertices": b.vertices.double().numpy(), "indices": b.indices.numpy(),
@@ -328,14 +328,14 @@ def _sphere(rings: int, segments: int) -> Dict[str, Any]:
 
 
 def _mesh_file(ctx: _Context, node: Node, props: Props, kind: str) -> Dict[str, Any]:
-    from .mesh_io import load_mesh  # noqa: PLC0415
+    from .meshes import _load_mesh  # noqa: PLC0415
 
     name = props.string("filename", None)
     if name is None:
         raise ctx.error(node, f"<shape type={kind!r}> needs a 'filename' string")
     file = ctx.resolve(node, name, f"<shape type={kind!r}>")
     try:
-        m = load_mesh(file)
+        m = _load_mesh(file, str(file), ctx.access.budget)
     except ValueError as e:
         raise ctx.error(node, str(e)) from e
     mesh = {k: (None if v is None else v.numpy().astype(np.int64 if k == "indices" else np.float64))
@@ -451,7 +451,7 @@ def _texture(ctx: _Context, node: Node) -> Optional[np.ndarray]:
     key = ("texture", id(node))
     if key in ctx.cache:
         return ctx.cache[key]
-    from .image_io import imread  # noqa: PLC0415
+    from .images import _imread  # noqa: PLC0415
 
     kind = node.attrs.get("type")
     props = Props(ctx, node)
@@ -467,9 +467,9 @@ def _texture(ctx: _Context, node: Node) -> Optional[np.ndarray]:
                            "EXR); the texture was skipped")
         else:
             try:
-                img = imread(file, srgb=not raw).double().numpy()
+                img = _imread(file, name, not raw, ctx.access.budget).double().numpy()
             except (OSError, ValueError) as e:
-                raise ctx.error(node, f"{name}: cannot read ({e})") from e
+                raise ctx.error(node, str(e)) from e
             out = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[:, :, :3]
         wrap = props.string("wrap_mode", "repeat")
         if wrap != "repeat":
@@ -633,7 +633,7 @@ def _environment(ctx: _Context, node: Node) -> Optional[Tuple[Node, np.ndarray, 
         props.finish()
         return node, radiance.reshape(1, 1, 3), np.eye(3)
     if kind == "envmap":
-        from .image_io import imread  # noqa: PLC0415
+        from .images import _imread  # noqa: PLC0415
 
         name = props.string("filename", None)
         if name is None:
@@ -644,9 +644,9 @@ def _environment(ctx: _Context, node: Node) -> Optional[Tuple[Node, np.ndarray, 
                            "EXR); the envmap was skipped")
             return None
         try:
-            img = imread(file).double().numpy()
+            img = _imread(file, name, True, ctx.access.budget).double().numpy()
         except (OSError, ValueError) as e:
-            raise ctx.error(node, f"{name}: cannot read ({e})") from e
+            raise ctx.error(node, str(e)) from e
         img = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[:, :, :3]
         scale = props.float("scale", 1.0)
         m = props.transform("to_world")

@@ -1,4 +1,4 @@
-"""Scene files: a versioned JSON format, an OBJ reader, and ``load_scene`` / ``save_scene``.
+"""Reading scene files: a versioned JSON format -> ``rt.Scene`` (``load_scene``).
 
 The format is documented in ``docs/scene_format.md``. In short::
 
@@ -12,9 +12,11 @@ The format is documented in ``docs/scene_format.md``. In short::
      "envmap": {"path": "sky.exr"} | {"values": [...]} | {"constant": [r, g, b]},
      "render": {"spp": 16, "max_bounces": 4}}
 
-Relative file names are relative to the folder of the JSON file. Every error is a ValueError
-whose message starts with the file and the JSON path of the offending entry, e.g.
-``scene.json: shapes[2].material: index 5 out of range (3 materials)``.
+Relative file names are relative to the folder of the JSON file, and every file named must
+lie inside that folder unless the caller allows more (``allowed_paths``, ``allow_any_path``;
+:mod:`raytrace.io.paths`). Sizes are checked against :class:`raytrace.io.Limits` before data
+is read. Every error is a ValueError whose message starts with the file and the JSON path of
+the offending entry, e.g. ``scene.json: shapes[2].material: index 5 out of range (3 materials)``.
 """
 
 from __future__ import annotations
@@ -23,25 +25,28 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from .image_io import _EXR_CHANNELS, exr_supported, imread, imwrite
+from .arrays import check_mesh, read_npy, read_npz
+from .images import _imread
+from .limits import Limits
+from .obj import _load_obj, load_obj
+from .paths import FileAccess, check_policy_args
+from .scene_writer import FORMAT_VERSION, save_scene
 
-__all__ = ["load_scene", "save_scene", "load_obj", "FORMAT_VERSION"]
+__all__ = ["load_scene", "read_scene", "save_scene", "load_obj", "FORMAT_VERSION"]
 
 PathLike = Union[str, os.PathLike]
 
-FORMAT_VERSION = 1
 SCENE_FILE_NAME = "scene.json"  # looked for when a folder is given
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".npy")
 _MESH_SUFFIXES = (".obj", ".npz")
 # Defaults used when a key is absent (they match the rt.Camera / rt.Material defaults).
 _CAMERA_DEFAULTS = {"fov": 45.0, "type": "perspective"}
-# Arrays at most this long (vertices, texels) are written inline by save_scene(inline=None).
-_INLINE_LIMIT = 64
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _rt():
@@ -55,12 +60,14 @@ def _rt():
 # Error context: which file, which JSON entry
 # =============================================================================================
 class _Ctx:
-    """The scene file being read: names it in errors and resolves relative paths."""
+    """The scene file being read: names it in errors, resolves relative paths (within the
+    path policy of `access`, which also holds the size budget and records the files read)."""
 
-    def __init__(self, path: Path, shown: str):
+    def __init__(self, path: Path, shown: str, access: FileAccess):
         self.path = path
         self.shown = shown  # the file name as the caller wrote it
         self.base = path.parent
+        self.access = access
         self.cache: Dict[Tuple[str, Path], Any] = {}
 
     def error(self, where: str, msg: str) -> ValueError:
@@ -74,8 +81,12 @@ class _Ctx:
             raise self.error(where, f"{name!r} has unsupported extension {p.suffix!r} "
                                     f"(supported: {', '.join(suffixes)})")
         full = p if p.is_absolute() else self.base / p
+        refused = self.access.refused(full)
+        if refused is not None:
+            raise self.error(where, self.access.refusal(name, refused))
         if not full.is_file():
             raise self.error(where, f"{name!r}: no such file (looked for {str(full)!r})")
+        self.access.record(full)
         return full
 
 
@@ -135,6 +146,9 @@ def _vector(ctx: _Ctx, where: str, value: Any, n: int = 3) -> torch.Tensor:
     if (not isinstance(value, list) or len(value) != n
             or not all(_is_number(x) and math.isfinite(x) for x in value)):
         raise ctx.error(where, f"must be a list of {n} finite numbers, got {_show(value)}")
+    if any(abs(x) > _FLOAT32_MAX for x in value):
+        raise ctx.error(where, f"{_show(value)} is out of the float32 range (|x| <= "
+                               f"{_FLOAT32_MAX:.4g})")
     return torch.tensor(value, dtype=torch.float32)
 
 
@@ -155,183 +169,75 @@ def _nested_array(ctx: _Ctx, where: str, value: Any, dtype, tail: Tuple[int, ...
         if (arr != np.round(arr)).any():
             raise ctx.error(where, f"must be {what} of integers")
         return arr.astype(np.int64)
+    if (np.abs(arr) > _FLOAT32_MAX).any():
+        raise ctx.error(where, f"contains a value out of the float32 range (|x| <= {_FLOAT32_MAX:.4g})")
     return arr.astype(dtype)
 
 
-# =============================================================================================
-# OBJ reader
-# =============================================================================================
-def load_obj(path: PathLike) -> Dict[str, Optional[torch.Tensor]]:
-    """Reads a Wavefront OBJ file into one triangle mesh.
-
-    Reads ``v``, ``vt``, ``vn`` and ``f`` statements (other statements such as ``o``, ``g``,
-    ``usemtl`` and ``s`` are ignored). Polygons are fan-triangulated; indices may be negative
-    (relative to the end of the list so far); each distinct ``v/vt/vn`` combination becomes one
-    output vertex. OBJ texture coordinates have v pointing up the image, raytrace textures have
-    row 0 at v = 0, so ``v`` is flipped: ``uv = (u, 1 - v)``.
-
-    Returns:
-        dict with "vertices" [N, 3] float32, "indices" [M, 3] int64, "uvs" [N, 2] float32 or
-        None (None when no face uses ``vt``; vertices of faces without ``vt`` get uv (0, 0)),
-        "normals" [N, 3] float32 or None (None when no face uses ``vn``).
-
-    Raises:
-        ValueError: missing file, malformed statement, index out of range, no faces, or some
-            faces with normals and others without (the message names the file and line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{str(path)}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise ValueError(f"{str(path)}: cannot read ({e})") from e
-    return _parse_obj(text, str(path))
-
-
-def _parse_obj(text: str, name: str) -> Dict[str, Optional[torch.Tensor]]:
-    positions: List[Tuple[float, float, float]] = []
-    texcoords: List[Tuple[float, float]] = []
-    normals: List[Tuple[float, float, float]] = []
-    combo_to_vertex: Dict[Tuple[int, int, int], int] = {}
-    combos: List[Tuple[int, int, int]] = []
-    triangles: List[Tuple[int, int, int]] = []
-    with_normal = without_normal = 0
-    first_without_normal = first_with_normal = 0
-
-    def fail(lineno: int, msg: str) -> ValueError:
-        return ValueError(f"{name}: line {lineno}: {msg}")
-
-    def floats(lineno: int, tokens: List[str], count: int, keyword: str) -> List[float]:
-        if len(tokens) < count:
-            raise fail(lineno, f"'{keyword}' needs {count} numbers, got {len(tokens)}")
-        try:
-            values = [float(t) for t in tokens[:count]]
-        except ValueError:
-            raise fail(lineno, f"'{keyword}' has a non-number in {' '.join(tokens)!r}") from None
-        if not all(math.isfinite(v) for v in values):
-            raise fail(lineno, f"'{keyword}' has a non-finite number")
-        return values
-
-    def resolve(lineno: int, token: str, count: int, kind: str) -> int:
-        try:
-            i = int(token)
-        except ValueError:
-            raise fail(lineno, f"bad {kind} index {token!r}") from None
-        if i == 0:
-            raise fail(lineno, f"{kind} index 0 is invalid (OBJ indices start at 1)")
-        j = i - 1 if i > 0 else count + i
-        if not 0 <= j < count:
-            raise fail(lineno, f"{kind} index {i} out of range ({count} defined so far)")
-        return j
-
-    lines = text.splitlines()
-    lineno = 0
-    while lineno < len(lines):
-        line = lines[lineno]
-        lineno += 1
-        start = lineno
-        while line.endswith("\\") and lineno < len(lines):  # line continuation
-            line = line[:-1] + " " + lines[lineno]
-            lineno += 1
-        line = line.split("#", 1)[0]
-        tokens = line.split()
-        if not tokens:
-            continue
-        keyword, args = tokens[0], tokens[1:]
-        if keyword == "v":
-            positions.append(tuple(floats(start, args, 3, "v")))
-        elif keyword == "vt":
-            uv = floats(start, args, 2, "vt") if len(args) >= 2 else \
-                floats(start, args, 1, "vt") + [0.0]
-            texcoords.append((uv[0], 1.0 - uv[1]))
-        elif keyword == "vn":
-            normals.append(tuple(floats(start, args, 3, "vn")))
-        elif keyword == "f":
-            if len(args) < 3:
-                raise fail(start, f"'f' needs at least 3 vertices, got {len(args)}")
-            polygon = []
-            for ref in args:
-                parts = ref.split("/")
-                if len(parts) > 3 or parts[0] == "":
-                    raise fail(start, f"bad face vertex {ref!r} "
-                                      "(expected v, v/vt, v//vn or v/vt/vn)")
-                vi = resolve(start, parts[0], len(positions), "vertex")
-                ti = resolve(start, parts[1], len(texcoords), "texture") \
-                    if len(parts) >= 2 and parts[1] else -1
-                ni = resolve(start, parts[2], len(normals), "normal") \
-                    if len(parts) == 3 and parts[2] else -1
-                if ni >= 0:
-                    with_normal += 1
-                    first_with_normal = first_with_normal or start
-                else:
-                    without_normal += 1
-                    first_without_normal = first_without_normal or start
-                key = (vi, ti, ni)
-                idx = combo_to_vertex.get(key)
-                if idx is None:
-                    idx = combo_to_vertex[key] = len(combos)
-                    combos.append(key)
-                polygon.append(idx)
-            for k in range(1, len(polygon) - 1):  # fan triangulation
-                triangles.append((polygon[0], polygon[k], polygon[k + 1]))
-        # every other statement (o, g, s, usemtl, mtllib, l, p, vp, ...) is ignored
-
-    if not triangles:
-        raise ValueError(f"{name}: no faces ('f' statements)")
-    if with_normal and without_normal:
-        raise ValueError(f"{name}: some faces have normals (line {first_with_normal}) and some "
-                         f"do not (line {first_without_normal}); give every face vertex a "
-                         "normal or none")
-    combo = np.array(combos, dtype=np.int64)
-    vertices = np.array(positions, dtype=np.float32)[combo[:, 0]]
-    uvs = None
-    if (combo[:, 1] >= 0).any():
-        table = np.concatenate([np.array(texcoords, dtype=np.float32).reshape(-1, 2),
-                                np.zeros((1, 2), np.float32)])  # index -1 -> (0, 0)
-        uvs = torch.from_numpy(np.ascontiguousarray(table[combo[:, 1]]))
-    normal_t = None
-    if with_normal:
-        normal_t = torch.from_numpy(np.ascontiguousarray(
-            np.array(normals, dtype=np.float32)[combo[:, 2]]))
-    return {"vertices": torch.from_numpy(np.ascontiguousarray(vertices)),
-            "indices": torch.tensor(triangles, dtype=torch.int64),
-            "uvs": uvs, "normals": normal_t}
+def _json_depth(doc: Any, limit: int) -> int:
+    """Nesting depth of lists/objects (a number is depth 0), without recursion; stops at limit + 1."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > limit:
+            return depth
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (list, dict)))
+    return deepest if isinstance(doc, (list, dict)) else 0
 
 
 # =============================================================================================
 # Loading: JSON -> rt.Scene
 # =============================================================================================
-def load_scene(path: PathLike) -> "Any":
+def load_scene(path: PathLike, *, allowed_paths: Optional[Iterable[PathLike]] = None,
+               allow_any_path: bool = False, limits: Optional[Limits] = None) -> "Any":
     """Reads a scene file (or a folder holding ``scene.json``) into an ``rt.Scene``.
 
     Args:
         path: a ``.json`` scene file, or a folder that contains ``scene.json``.
+        allowed_paths: folders (or files) outside the scene file's folder whose files the
+            scene may read. By default every file it names (meshes, textures, arrays) must
+            resolve, after symlinks, inside the scene file's folder.
+        allow_any_path: let the scene read files anywhere (only for scenes you trust).
+        limits: size limits (:class:`raytrace.io.Limits`; None: ``raytrace.io.limits.
+            DEFAULT_LIMITS``), checked before data is read or inflated.
 
     Returns:
         rt.Scene. The file's default render settings (``"render"``) are not part of the Scene;
         ``python -m raytrace render`` reads them with :func:`read_scene`.
 
     Raises:
-        ValueError: missing file, malformed JSON, missing/unknown keys or bad values, with the
-            file and the JSON path of the entry in the message.
+        ValueError: missing file, malformed JSON, missing/unknown keys or bad values, a file
+            outside the allowed folders, a size limit exceeded; the message names the file and
+            the JSON path of the entry. Malformed files it names (meshes, images, arrays)
+            are reported the same way, with the inner file and line where there is one.
+        TypeError: an argument of the wrong type.
     """
-    return read_scene(path)[0]
+    return read_scene(path, allowed_paths=allowed_paths, allow_any_path=allow_any_path,
+                      limits=limits)[0]
 
 
-def read_scene(path: PathLike, resolution: Optional[Tuple[int, int]] = None
+def read_scene(path: PathLike, resolution: Optional[Tuple[int, int]] = None, *,
+               allowed_paths: Optional[Iterable[PathLike]] = None, allow_any_path: bool = False,
+               limits: Optional[Limits] = None, files_read: Optional[List[str]] = None
                ) -> Tuple["Any", Dict[str, int]]:
     """Like :func:`load_scene`, and also returns the file's render settings.
 
     Args:
         path: a ``.json`` scene file, or a folder that contains ``scene.json``.
         resolution: (H, W) to use instead of the file's camera resolution.
+        allowed_paths, allow_any_path, limits: as for :func:`load_scene`.
+        files_read: a list to which the real path of every file the scene refers to (and of
+            the scene file) is appended, even when the load fails (the command line refuses
+            to write its output over one of them).
 
     Returns:
         (scene, settings): settings holds "spp" and/or "max_bounces" where the file gives them.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike (got {type(path).__name__})")
+    allowed = check_policy_args(allowed_paths, allow_any_path)
     shown = str(path)
     file = Path(path)
     if file.is_dir():
@@ -341,16 +247,30 @@ def read_scene(path: PathLike, resolution: Optional[Tuple[int, int]] = None
             raise ValueError(f"{str(path)}: folder has no {SCENE_FILE_NAME}")
     elif not file.exists():
         raise ValueError(f"{shown}: no such file or folder")
-    ctx = _Ctx(file, shown)
+    access = FileAccess(file, shown, allowed, allow_any_path, limits)
+    if files_read is not None:
+        access.files_read = files_read
+    access.record(file)
+    ctx = _Ctx(file, shown, access)
     try:
+        access.budget.check_file(file, shown)
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ctx.error("", f"cannot read ({e})") from e
+    max_depth = access.budget.limits.max_nesting_depth
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as e:
+    except RecursionError as e:
+        raise ctx.error("", f"malformed JSON: lists/objects nested too deeply for the parser "
+                            f"(the limit is {max_depth} levels)") from e
+    except ValueError as e:  # JSONDecodeError; an integer of more than 4300 digits
         raise ctx.error("", f"malformed JSON: {e}") from None
-    return _build_scene(ctx, doc, resolution)
+    if _json_depth(doc, max_depth) > max_depth:
+        access.budget.check_depth(shown, max_depth + 1, "JSON lists/objects")
+    try:
+        return _build_scene(ctx, doc, resolution)
+    except (RecursionError, MemoryError) as e:  # not expected past the checks above
+        raise ctx.error("", f"cannot load ({type(e).__name__})") from e
 
 
 def _build_scene(ctx: _Ctx, doc: Any, resolution: Optional[Tuple[int, int]]):
@@ -439,21 +359,23 @@ def _load_image(ctx: _Ctx, where: str, name: Any, srgb: Optional[bool]) -> np.nd
     if key in ctx.cache:
         return ctx.cache[key]
     suffix = file.suffix.lower()
+    budget = ctx.access.budget
     try:
         if suffix == ".npy":
-            arr = np.load(file, allow_pickle=False)
+            arr = read_npy(file, name, budget)
             if arr.ndim == 2:
                 arr = arr[:, :, None]
             if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number):
-                raise ValueError(f"must hold a numeric [h, w, c] array, got {arr.dtype} "
+                raise ValueError(f"{name}: must hold a numeric [h, w, c] array, got {arr.dtype} "
                                  f"{list(arr.shape)}")
-            arr = arr.astype(np.float32)
+            with np.errstate(over="ignore"):
+                arr = arr.astype(np.float32)
         else:
-            arr = imread(file, srgb=True if srgb is None else srgb).numpy()
+            arr = _imread(file, name, True if srgb is None else srgb, budget).numpy()
     except (ValueError, ImportError, OSError) as e:
-        raise ctx.error(where, f"{name}: {e}") from e
+        raise ctx.error(where, str(e)) from e
     if not np.isfinite(arr).all():
-        raise ctx.error(where, f"{name}: contains a non-finite value")
+        raise ctx.error(where, f"{name}: contains a value that is not finite in float32")
     ctx.cache[key] = arr
     return arr
 
@@ -515,20 +437,18 @@ def _load_mesh_file(ctx: _Ctx, where: str, name: Any) -> Dict[str, Optional[np.n
         return ctx.cache[key]
     if file.suffix.lower() == ".obj":
         try:
-            mesh = load_obj(file)
+            mesh = _load_obj(file, str(file), ctx.access.budget)
         except ValueError as e:
             raise ctx.error(where, str(e)) from e
         out = {k: (v.numpy() if v is not None else None) for k, v in mesh.items()}
     else:
         try:
-            with np.load(file, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
+            arrays = read_npz(file, name, ctx.access.budget,
+                              names=("vertices", "indices", "uvs", "normals"))
+        except OSError as e:
             raise ctx.error(where, f"{name}: cannot read .npz ({e})") from e
-        for k in arrays:
-            if k not in ("vertices", "indices", "uvs", "normals"):
-                raise ctx.error(where, f"{name}: unknown array {k!r} (allowed: indices, normals, "
-                                       "uvs, vertices)")
+        except ValueError as e:
+            raise ctx.error(where, str(e)) from e
         for k in ("vertices", "indices"):
             if k not in arrays:
                 raise ctx.error(where, f"{name}: missing array {k!r}")
@@ -541,6 +461,10 @@ def _load_mesh_file(ctx: _Ctx, where: str, name: Any) -> Dict[str, Optional[np.n
                 raise ctx.error(where, f"{name}: 'indices' must be an integer array, got {v.dtype}")
             if k != "indices" and not np.issubdtype(v.dtype, np.floating):
                 raise ctx.error(where, f"{name}: {k!r} must be a float array, got {v.dtype}")
+        try:
+            check_mesh(out, name)
+        except ValueError as e:
+            raise ctx.error(where, str(e)) from e
     ctx.cache[key] = out
     return out
 
@@ -684,171 +608,3 @@ def _envmap(ctx: _Ctx, where: str, value: Any):
     except (TypeError, ValueError) as err:
         raise ctx.error(where, str(err)) from err
 
-
-# =============================================================================================
-# Saving: rt.Scene -> JSON (+ .npz meshes and .exr/.npy textures)
-# =============================================================================================
-def _np(value: Any, dtype=np.float32) -> Optional[np.ndarray]:
-    if value is None:
-        return None
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=dtype)
-
-
-def _json_floats(arr: np.ndarray) -> Any:
-    """float32 array -> nested lists of the shortest decimals that read back to the same float32."""
-    def shortest(v: np.float32) -> float:
-        short = float(np.format_float_positional(v, unique=True, trim="-")
-                      if abs(v) >= 1e-4 or v == 0 else
-                      np.format_float_scientific(v, unique=True, trim="-"))
-        return short if np.float32(short) == v else float(v)  # float(v) is exact
-
-    flat = [shortest(v) for v in arr.astype(np.float32).ravel()]
-    return np.array(flat, dtype=object).reshape(arr.shape).tolist() if arr.ndim else flat[0]
-
-
-def save_scene(scene: Any, path: PathLike, *, render: Optional[Dict[str, int]] = None,
-               inline: Optional[bool] = None) -> None:
-    """Writes an ``rt.Scene`` as a scene file that :func:`load_scene` reads back identically.
-
-    Args:
-        scene: the rt.Scene to write (tensors are detached; values are stored exactly).
-        path: the ``.json`` file to write (its folder is created if needed).
-        render: optional default render settings, e.g. ``{"spp": 64, "max_bounces": 4}``.
-        inline: True writes every array into the JSON; False writes every mesh to ``.npz`` and
-            every texture/envmap to ``.exr`` (``.npy`` without OpenEXR) in the folder
-            ``<stem>_files/`` beside the JSON; None (default) inlines arrays of at most 64
-            vertices/texels and writes larger ones to files.
-    """
-    if not isinstance(scene, _rt().Scene):
-        raise TypeError(f"scene must be a raytrace.Scene (got {type(scene).__name__})")
-    if scene.camera is None:
-        raise ValueError("scene.camera is None: a scene file needs a camera")
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or os.PathLike (got {type(path).__name__})")
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        raise ValueError(f"path {str(path)!r} must end in .json")
-    data_dir = path.parent / f"{path.stem}_files"
-
-    def to_file(n: int) -> bool:
-        return (inline is False) or (inline is None and n > _INLINE_LIMIT)
-
-    def write_data(name: str, writer) -> str:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        writer(data_dir / name)
-        return f"{data_dir.name}/{name}"
-
-    def image_value(arr: np.ndarray, stem: str) -> Any:
-        if arr.ndim == 1:
-            return _json_floats(arr)
-        if not to_file(arr.shape[0] * arr.shape[1]):
-            return _json_floats(arr)
-        if exr_supported() and arr.shape[2] in _EXR_CHANNELS:
-            return {"texture": write_data(f"{stem}.exr", lambda p: imwrite(arr, p))}
-        return {"texture": write_data(f"{stem}.npy", lambda p: np.save(p, arr))}
-
-    cam = scene.camera
-    camera = {
-        "position": _json_floats(_np(cam.position)),
-        "look_at": _json_floats(_np(cam.look_at)),
-        "up": _json_floats(_np(cam.up)),
-        "fov": _json_floats(_np(cam.fov).reshape(())),
-        "resolution": [int(x) for x in cam.resolution],
-        "type": str(cam.camera_type),
-    }
-
-    materials = []
-    for i, mat in enumerate(scene.materials):
-        entry = {"diffuse": image_value(_np(mat.diffuse_reflectance), f"material_{i}_diffuse")}
-        if mat.specular_reflectance is not None:
-            entry["specular"] = image_value(_np(mat.specular_reflectance), f"material_{i}_specular")
-        if mat.roughness is not None:
-            r = _np(mat.roughness)
-            entry["roughness"] = _json_floats(r.reshape(())) if r.size == 1 and r.ndim <= 1 \
-                else image_value(r, f"material_{i}_roughness")
-        entry["two_sided"] = bool(mat.two_sided)
-        materials.append(entry)
-
-    emission = {}
-    for light in (scene.area_lights or []):
-        sid = int(light.shape_id)
-        if sid in emission:
-            raise ValueError(f"scene.area_lights: shape {sid} has more than one AreaLight, which "
-                             "the scene format cannot store")
-        emission[sid] = {"intensity": _json_floats(_np(light.intensity).reshape(3)),
-                         "two_sided": bool(light.two_sided)}
-
-    shapes = []
-    for i, shp in enumerate(scene.shapes):
-        arrays = {"vertices": _np(shp.vertices), "indices": _np(shp.indices, np.int64),
-                  "uvs": _np(shp.uvs), "normals": _np(shp.normals)}
-        arrays = {k: v for k, v in arrays.items() if v is not None}
-        if to_file(arrays["vertices"].shape[0]):
-            idx = arrays["indices"]
-            if idx.size and idx.max() < 2 ** 31:
-                arrays["indices"] = idx.astype(np.int32)
-            mesh = {"path": write_data(f"shape_{i}.npz",
-                                       lambda p: np.savez_compressed(p, **arrays))}
-        else:
-            mesh = {k: (v.tolist() if k == "indices" else _json_floats(v))
-                    for k, v in arrays.items()}
-        entry = {"mesh": mesh, "material": int(shp.material_id)}
-        if i in emission:
-            entry["emission"] = emission[i]
-        shapes.append(entry)
-
-    doc = {"version": FORMAT_VERSION, "camera": camera, "materials": materials, "shapes": shapes}
-    env = scene.envmap
-    if env is not None:
-        values = _np(env.values)
-        if values.shape[:2] == (1, 1):
-            doc["envmap"] = {"constant": _json_floats(values.reshape(3))}
-        elif not to_file(values.shape[0] * values.shape[1]):
-            doc["envmap"] = {"values": _json_floats(values)}
-        else:
-            doc["envmap"] = {"path": image_value(values, "envmap")["texture"]}
-    if render:
-        allowed = {"spp", "max_bounces"}
-        unknown = set(render) - allowed
-        if unknown:
-            raise ValueError(f"render has unknown keys {sorted(unknown)} "
-                             "(allowed: max_bounces, spp)")
-        doc["render"] = {k: int(render[k]) for k in ("spp", "max_bounces") if k in render}
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_json(doc) + "\n", encoding="utf-8")
-
-
-# =============================================================================================
-# Compact, readable JSON
-# =============================================================================================
-def dump_json(value: Any, indent: int = 0) -> str:
-    """JSON text with objects indented, lists of numbers on one line, lists of such rows one
-    row per line (so meshes read as tables)."""
-    pad, inner = " " * indent, " " * (indent + 2)
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        flat = all(not isinstance(v, (dict, list)) or (isinstance(v, list) and all(
-            not isinstance(x, (dict, list)) for x in v)) for v in value.values())
-        if flat:
-            one_line = "{" + ", ".join(f"{json.dumps(k)}: {dump_json(v)}"
-                                       for k, v in value.items()) + "}"
-            if len(one_line) + indent <= 96:
-                return one_line
-        items = [f"{inner}{json.dumps(k)}: {dump_json(v, indent + 2)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(value, list):
-        if all(not isinstance(x, (dict, list)) for x in value):
-            return "[" + ", ".join(json.dumps(x) for x in value) + "]"
-        if all(isinstance(x, list) and all(not isinstance(y, (dict, list)) for y in x)
-               for x in value):
-            rows = [dump_json(x) for x in value]
-            if sum(len(r) for r in rows) < 60:
-                return "[" + ", ".join(rows) + "]"
-            return "[\n" + ",\n".join(inner + r for r in rows) + "\n" + pad + "]"
-        items = [inner + dump_json(x, indent + 2) for x in value]
-        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
-    return json.dumps(value)

@@ -6,10 +6,15 @@
 
 The XML document (``<scene version=...>``, ``<default>`` and ``$name`` substitution, ``<include>``,
 ids and ``<ref>``, property tags and transforms) is read here; plugins are converted by
-:mod:`raytrace._mitsuba_plugins`. What is supported, what is approximated and what is skipped
+:mod:`raytrace.io._mitsuba_plugins`. What is supported, what is approximated and what is skipped
 is listed in ``docs/mesh_and_mitsuba.md``. Everything skipped is announced with a
 :class:`MitsubaWarning` ("file: line N: ...") and collected in :class:`MitsubaReport`; malformed
 XML, missing files and bad values raise ValueError naming the file and line.
+
+Files the scene names (includes, meshes, textures) must lie inside the scene file's folder
+unless the caller allows more (:mod:`raytrace.io.paths`); element nesting, the number of
+includes and every file's size are checked against :class:`raytrace.io.Limits`; XML entity
+declarations (``<!ENTITY``: entity expansion bombs) are refused.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 from xml.parsers import expat
 
 import numpy as np
+
+from .limits import Limits
+from .paths import FileAccess, check_policy_args
 
 __all__ = ["load_mitsuba", "MitsubaReport", "MitsubaWarning"]
 
@@ -54,6 +62,8 @@ class MitsubaReport:
             camera cannot mirror, so the whole scene was mirrored instead (through the plane
             of the camera's view and up directions): the image is Mitsuba's, but world
             coordinates of the scene are reflected.
+        files: the real path (symlinks resolved) of every file read: the scene file, its
+            includes, meshes and textures, in reading order.
     """
     file: str
     skipped: List[str] = field(default_factory=list)
@@ -64,11 +74,14 @@ class MitsubaReport:
     shape_ids: Dict[str, int] = field(default_factory=dict)
     material_ids: Dict[str, int] = field(default_factory=dict)
     camera_mirrored: bool = False
+    files: List[str] = field(default_factory=list)
 
 
 def load_mitsuba(path: PathLike, *, params: Optional[Mapping[str, Any]] = None,
                  resolution: Optional[Tuple[int, int]] = None, return_report: bool = False,
-                 warn: bool = True, sphere_resolution: Tuple[int, int] = (32, 64)):
+                 warn: bool = True, sphere_resolution: Tuple[int, int] = (32, 64),
+                 allowed_paths: Optional[Iterable[PathLike]] = None, allow_any_path: bool = False,
+                 limits: Optional[Limits] = None):
     """Reads a Mitsuba 3 XML scene (the common subset) into an ``rt.Scene``.
 
     Args:
@@ -82,6 +95,13 @@ def load_mitsuba(path: PathLike, *, params: Optional[Mapping[str, Any]] = None,
         warn: issue a :class:`MitsubaWarning` for every skipped element (the report lists them
             either way).
         sphere_resolution: (rings, segments) of the tessellated ``sphere`` shapes.
+        allowed_paths: folders (or files) outside the scene file's folder whose files the
+            scene may read. By default every file it names (``<include>``, meshes, textures;
+            also through ``<path>``) must resolve, after symlinks, inside the scene file's folder.
+        allow_any_path: let the scene read files anywhere (only for scenes you trust).
+        limits: size limits (:class:`raytrace.io.Limits`; None: ``raytrace.io.limits.
+            DEFAULT_LIMITS``): file sizes, image pixels, element nesting, the total number of
+            ``<include>``s; checked before data is read.
 
     Returns:
         rt.Scene, or (rt.Scene, MitsubaReport) with ``return_report=True``. The camera is None
@@ -89,7 +109,8 @@ def load_mitsuba(path: PathLike, *, params: Optional[Mapping[str, Any]] = None,
 
     Raises:
         ValueError: missing file, malformed XML, undefined ``$name``, bad numbers or values,
-            missing referenced files or ids; the message starts "file: line N:".
+            missing referenced files or ids, a file outside the allowed folders, a size limit
+            exceeded; the message starts "file: line N:".
         TypeError: an argument of the wrong type.
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -105,17 +126,21 @@ def load_mitsuba(path: PathLike, *, params: Optional[Mapping[str, Any]] = None,
             or not all(isinstance(x, int) and not isinstance(x, bool) for x in sphere_resolution)
             or sphere_resolution[0] < 2 or sphere_resolution[1] < 3):
         raise ValueError(f"sphere_resolution must be (rings >= 2, segments >= 3) (got {sphere_resolution!r})")
+    allowed = check_policy_args(allowed_paths, allow_any_path)
     shown = str(path)
     file = Path(path)
     if not file.is_file():
         raise ValueError(f"{shown}: no such file" if not file.exists() else f"{shown}: not a file")
-    ctx = _Context(file, shown, warn)
-    root = ctx.parse(file, shown)
-    _prepare(ctx, root, dict(params or {}))
-
+    ctx = _Context(file, shown, warn, FileAccess(file, shown, allowed, allow_any_path, limits))
+    ctx.access.record(file)
     from ._mitsuba_plugins import build_scene  # noqa: PLC0415
 
-    scene = build_scene(ctx, root, resolution, (int(sphere_resolution[0]), int(sphere_resolution[1])))
+    try:
+        root = ctx.parse(file, shown)
+        _prepare(ctx, root, dict(params or {}))
+        scene = build_scene(ctx, root, resolution, (int(sphere_resolution[0]), int(sphere_resolution[1])))
+    except (RecursionError, MemoryError) as e:  # not expected past the limits' checks
+        raise ValueError(f"{shown}: cannot load ({type(e).__name__})") from e
     return (scene, ctx.report) if return_report else scene
 
 
@@ -146,15 +171,17 @@ class Node:
 class _Context:
     """State of one load: the report, file resolution, ids and the warnings."""
 
-    def __init__(self, file: Path, shown: str, warn: bool):
+    def __init__(self, file: Path, shown: str, warn: bool, access: FileAccess):
         self.file = file
         self.shown = shown
         self.search = [file.parent]
-        self.report = MitsubaReport(file=shown)
+        self.report = MitsubaReport(file=shown, files=access.files_read)
         self.warn_enabled = warn
+        self.access = access  # path policy, size limits and budget, files read
         self.ids: Dict[str, Node] = {}
         self.cache: Dict[Any, Any] = {}
         self.including: List[Path] = []
+        self.includes = 0  # <include>s read so far (limits.max_includes)
 
     # -- messages ------------------------------------------------------------------------------
     def error(self, node: Optional[Node], msg: str) -> ValueError:
@@ -171,41 +198,64 @@ class _Context:
 
     # -- files ---------------------------------------------------------------------------------
     def resolve(self, node: Node, name: str, what: str) -> Path:
-        """A file named in the scene: absolute, or relative to the scene's folder / <path>s."""
+        """A file named in the scene: absolute, or relative to the scene's folder / <path>s;
+        candidates outside the allowed folders (raytrace.io.paths) are not looked at."""
         if not name:
             raise self.error(node, f"{what}: empty file name")
         p = Path(name)
         candidates = [p] if p.is_absolute() else [base / p for base in reversed(self.search)]
+        refused = []
         for c in candidates:
-            if c.is_file():
+            real = self.access.refused(c)
+            if real is not None:
+                refused.append(real)
+            elif c.is_file():
+                self.access.record(c)
                 return c
+        if refused:  # whether or not it exists there: nothing is probed outside
+            raise self.error(node, f"{what}: {self.access.refusal(name, refused[0])}")
         raise self.error(node, f"{what}: file {name!r} not found (looked in "
                                f"{', '.join(repr(str(c.parent)) for c in candidates)})")
 
-    def parse(self, file: Path, shown: str) -> Node:
+    def parse(self, file: Path, shown: str, depth: int = 0) -> Node:
+        """Reads one XML file into Nodes. `depth`: how deep its root's children will sit in
+        the whole document (an included file's elements continue its <include>'s depth)."""
+        budget = self.access.budget
         try:
+            budget.check_file(file, shown)
             data = file.read_bytes()
         except OSError as e:
             raise ValueError(f"{shown}: cannot read ({e})") from e
         parser = expat.ParserCreate()
         stack: List[Node] = []
         roots: List[Node] = []
+        max_depth = budget.limits.max_nesting_depth
 
         def start(tag, attrs):
             node = Node(tag, dict(attrs), shown, parser.CurrentLineNumber)
+            if depth + len(stack) >= max_depth:
+                budget.check_depth(node.where, depth + len(stack) + 1, "XML elements (with includes)"
+                                   if depth else "XML elements")
             (stack[-1].children if stack else roots).append(node)
             stack.append(node)
 
         def end(tag):
             stack.pop()
 
+        def entity(name, *args):
+            raise ValueError(f"{shown}: line {parser.CurrentLineNumber}: XML entity declarations "
+                             f"(<!ENTITY {name} ...>) are not supported")
+
         parser.StartElementHandler = start
         parser.EndElementHandler = end
+        parser.EntityDeclHandler = entity
         try:
             parser.Parse(data, True)
         except expat.ExpatError as e:
             raise ValueError(f"{shown}: line {e.lineno}: malformed XML: {expat.ErrorString(e.code)} "
                              f"(column {e.offset + 1})") from None
+        if not roots:
+            raise ValueError(f"{shown}: no XML element")
         root = roots[0]
         if root.tag != "scene":
             raise ValueError(f"{root.where}: the root element must be <scene> (got <{root.tag}>)")
@@ -248,19 +298,26 @@ def _prepare(ctx: _Context, root: Node, params: Dict[str, Any]) -> None:
     _collect_ids(ctx, root)
 
 
-def _expand_includes(ctx: _Context, node: Node) -> None:
+def _expand_includes(ctx: _Context, node: Node, depth: int = 1) -> None:
+    """Replaces every <include> below `node` (at `depth`) by the included file's elements."""
     out = []
     for child in node.children:
         if child.tag == "include":
             name = child.attrs.get("filename")
             if not name:
                 raise ctx.error(child, "<include> needs a 'filename' attribute")
+            ctx.includes += 1
+            if ctx.includes > ctx.access.budget.limits.max_includes:
+                raise ctx.error(child, f"<include> of {name!r}: more than "
+                                       f"{ctx.access.budget.limits.max_includes} includes in one "
+                                       "scene (max_includes; raise it with "
+                                       "limits=rt.io.Limits(max_includes=...))")
             file = ctx.resolve(child, name, "<include>")
             if file.resolve() in ctx.including:
                 raise ctx.error(child, f"<include> of {name!r} includes itself")
             ctx.including.append(file.resolve())
-            sub = ctx.parse(file, str(file))
-            _expand_includes(ctx, sub)
+            sub = ctx.parse(file, str(file), depth - 1)  # its <scene> takes the include's place
+            _expand_includes(ctx, sub, depth)
             ctx.including.pop()
             out.extend(sub.children)
         elif child.tag == "path":
@@ -270,7 +327,7 @@ def _expand_includes(ctx: _Context, node: Node) -> None:
             p = Path(value)
             ctx.search.append(p if p.is_absolute() else ctx.file.parent / p)
         else:
-            _expand_includes(ctx, child)
+            _expand_includes(ctx, child, depth + 1)
             out.append(child)
     node.children = out
 
@@ -481,7 +538,7 @@ def parse_value(ctx: _Context, node: Node) -> Any:
             v = numbers(ctx, node, text, "value", (1, 3))
             rgb = np.array(v * 3 if len(v) == 1 else v, dtype=np.float64)
         if tag == "srgb":
-            from .image_io import srgb_decode  # noqa: PLC0415
+            from .images import srgb_decode  # noqa: PLC0415
             rgb = np.asarray(srgb_decode(rgb), dtype=np.float64)
         return rgb
     if tag == "spectrum":

@@ -8,16 +8,23 @@ fourth channel is alpha). Row 0 is the top of the image.
   linearly. Reading decodes back to linear values.
 * ``.exr``: float32 values stored as they are (lossless ZIP compression), so a write followed by
   a read is bit-exact. Needs the ``OpenEXR`` package (``pip install "OpenEXR>=3.3"``).
+
+Writes are atomic (a temporary file beside the destination, then renamed): a killed process
+never leaves a truncated image. Reads check the image's size from its header against
+:class:`raytrace.io.Limits` before decoding it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
+
+from .atomic import atomic_write
+from .limits import Budget, Limits
 
 __all__ = ["imwrite", "imread", "srgb_encode", "srgb_decode", "exr_supported"]
 
@@ -133,7 +140,8 @@ def imwrite(img: ImageLike, path: PathLike, *, srgb: bool = True) -> None:
         img: ``[H, W, C]`` float tensor or numpy array, C in (1, 3, 4): linear radiance (and
             alpha in channel 4). Tensors that require grad are detached.
         path: ``.png``, ``.jpg``/``.jpeg`` (8 bit, sRGB-encoded, clipped to [0, 1]) or ``.exr``
-            (float32, linear, lossless). The parent folder must exist.
+            (float32, linear, lossless). The parent folder must exist. The file is written
+            atomically: a temporary file in the same folder, renamed over `path` when complete.
         srgb: for PNG/JPEG, encode colour channels with the sRGB curve (default). Pass False to
             store values linearly (data such as roughness maps). Ignored for EXR.
 
@@ -150,8 +158,8 @@ def imwrite(img: ImageLike, path: PathLike, *, srgb: bool = True) -> None:
         header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
         data = {name: np.ascontiguousarray(arr[:, :, c])
                 for c, name in enumerate(_EXR_CHANNELS[channels])}
-        with OpenEXR.File(header, data) as f:
-            f.write(str(path))
+        with atomic_write(path) as tmp, OpenEXR.File(header, data) as f:
+            f.write(str(tmp))
         return
 
     from PIL import Image  # noqa: PLC0415
@@ -166,19 +174,22 @@ def imwrite(img: ImageLike, path: PathLike, *, srgb: bool = True) -> None:
     out = np.rint(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
     pil = Image.fromarray(out[:, :, 0] if channels == 1 else out, mode=mode)
-    if fmt == "jpeg":
-        pil.save(str(path), format="JPEG", quality=95, subsampling=0)
-    else:
-        pil.save(str(path), format="PNG")
+    with atomic_write(path) as tmp:
+        if fmt == "jpeg":
+            pil.save(str(tmp), format="JPEG", quality=95, subsampling=0)
+        else:
+            pil.save(str(tmp), format="PNG")
 
 
-def imread(path: PathLike, *, srgb: bool = True) -> torch.Tensor:
+def imread(path: PathLike, *, srgb: bool = True, limits: Optional[Limits] = None) -> torch.Tensor:
     """Reads an image as linear values.
 
     Args:
         path: ``.png``, ``.jpg``/``.jpeg`` or ``.exr`` file.
         srgb: for PNG/JPEG, decode colour channels from sRGB to linear (default). Pass False
             for files that store data linearly. Ignored for EXR.
+        limits: size limits (:class:`raytrace.io.Limits`; None: the defaults): file size,
+            pixels and decoded bytes, checked from the file's header before it is decoded.
 
     Returns:
         ``[H, W, C]`` float32 tensor, C in (1, 3, 4) (grey, RGB, RGBA). PNG/JPEG values are in
@@ -186,27 +197,59 @@ def imread(path: PathLike, *, srgb: bool = True) -> torch.Tensor:
         8 bit); EXR values are as stored (half-float channels are converted to float32).
 
     Raises:
-        ValueError: unknown extension, missing or unreadable file, unsupported channel layout.
+        ValueError: unknown extension, missing, unreadable or malformed file, unsupported
+            channel layout, or a size limit exceeded (the message names the file).
         ImportError: ``.exr`` without the OpenEXR package.
     """
-    fmt = _image_format(path)
-    if not Path(path).is_file():
-        raise ValueError(f"path {str(path)!r}: no such file")
-    if fmt == "exr":
-        return torch.from_numpy(_read_exr(path))
+    _image_format(path)
+    return _imread(Path(path), f"path {str(path)!r}", srgb, Budget(limits))
 
-    from PIL import Image, UnidentifiedImageError  # noqa: PLC0415
+
+def _imread(path: Path, shown: str, srgb: bool, budget: Budget) -> torch.Tensor:
+    """imread within a load's budget; messages start with `shown`."""
+    fmt = _image_format(path)
+    if not path.is_file():
+        raise ValueError(f"{shown}: no such file")
+    try:
+        budget.check_file(path, shown)
+    except OSError as e:
+        raise ValueError(f"{shown}: cannot read ({e})") from e
+    if fmt == "exr":
+        arr = _read_exr(path, shown, budget)
+    else:
+        arr = _read_pil(path, shown, budget)
+        if srgb:
+            colour = min(arr.shape[2], 3)
+            arr[:, :, :colour] = srgb_decode(arr[:, :, :colour])
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def _read_pil(path: Path, shown: str, budget: Budget) -> np.ndarray:
+    """PNG/JPEG -> float32 [H, W, C] in [0, 1]; the size is checked before decoding."""
+    from PIL import Image  # noqa: PLC0415
+
+    def fail(e: BaseException) -> ValueError:
+        if isinstance(e, Image.DecompressionBombError):
+            return ValueError(f"{shown}: cannot read image: too many pixels for Pillow ({e}; "
+                              "raise PIL.Image.MAX_IMAGE_PIXELS to read it)")
+        if isinstance(e, MemoryError):
+            return ValueError(f"{shown}: cannot read image: out of memory")
+        return ValueError(f"{shown}: cannot read image ({type(e).__name__}: {e})")
 
     try:
-        with Image.open(str(path)) as pil:
+        pil = Image.open(str(path))
+    except Exception as e:  # UnidentifiedImageError, DecompressionBombError, OSError, ...
+        raise fail(e) from e
+    with pil:
+        width, height = pil.size
+        channels = 1 if pil.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F") else \
+            4 if pil.mode in ("LA", "RGBA", "PA", "P") else 3
+        budget.check_image(shown, height, width, channels)
+        try:
             pil.load()
-            arr = _pil_to_array(pil)
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"path {str(path)!r}: cannot read image ({e})") from e
-    if srgb:
-        colour = min(arr.shape[2], 3)
-        arr[:, :, :colour] = srgb_decode(arr[:, :, :colour])
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+            return _pil_to_array(pil)
+        except Exception as e:  # truncated data, bad chunks, MemoryError, ...
+            raise fail(e) from e
 
 
 def _pil_to_array(pil) -> np.ndarray:
@@ -230,14 +273,28 @@ def _pil_to_array(pil) -> np.ndarray:
     return arr
 
 
-def _read_exr(path: PathLike) -> np.ndarray:
-    """Reads the first part of an EXR file into float32 [H, W, C]."""
+def _read_exr(path: Path, shown: str, budget: Budget) -> np.ndarray:
+    """Reads the first part of an EXR file into float32 [H, W, C]; the size is checked from
+    the header before the pixels are read."""
     OpenEXR = _import_openexr()
+    try:
+        with OpenEXR.File(str(path), header_only=True) as f:
+            header = f.header()
+            (x0, y0), (x1, y1) = (np.asarray(c, dtype=np.int64) for c in header["dataWindow"])
+            n_channels = max(1, len(header.get("channels", ())))
+    except Exception as e:  # OpenEXR raises plain Exception/RuntimeError on bad files
+        raise ValueError(f"{shown}: cannot read EXR file ({e})") from e
+    height, width = int(y1 - y0 + 1), int(x1 - x0 + 1)
+    if height < 1 or width < 1:
+        raise ValueError(f"{shown}: EXR data window is empty ({width} x {height})")
+    budget.check_image(shown, height, width, n_channels)
     try:
         with OpenEXR.File(str(path), separate_channels=True) as f:
             channels = {name: np.asarray(ch.pixels) for name, ch in f.channels().items()}
+    except MemoryError as e:
+        raise ValueError(f"{shown}: cannot read EXR file: out of memory") from e
     except Exception as e:  # OpenEXR raises plain Exception/RuntimeError on bad files
-        raise ValueError(f"path {str(path)!r}: cannot read EXR file ({e})") from e
+        raise ValueError(f"{shown}: cannot read EXR file ({e})") from e
     for names in (_EXR_CHANNELS[4], _EXR_CHANNELS[3], _EXR_CHANNELS[1]):
         if all(n in channels for n in names):
             break
@@ -245,7 +302,7 @@ def _read_exr(path: PathLike) -> np.ndarray:
         if len(channels) == 1:
             names = tuple(channels)
         else:
-            raise ValueError(f"path {str(path)!r}: EXR channels {sorted(channels)} are not "
+            raise ValueError(f"{shown}: EXR channels {sorted(channels)} are not "
                              "Y, RGB or RGBA")
     return np.ascontiguousarray(
         np.stack([channels[n].astype(np.float32) for n in names], axis=-1))

@@ -20,6 +20,11 @@ Conventions:
   nor reorders vertices, nor drops degenerate faces, so the vertices are the file's. Polygons
   (quads in PLY/OFF) are fan-triangulated by trimesh. STL stores every triangle with its own
   three corners; by default they are welded (see ``weld``) so the mesh is index-connected.
+- What is returned is checked: indices in range and non-negative, vertices, uvs and normals
+  finite in float32. A file that breaks this (a PLY face with index 7 of 3 vertices, -1, a
+  NaN vertex) is a ValueError naming the file, the part and the element (``face 0``, ``vertex
+  2``). So is every failure inside trimesh (with its exception chained), and a file past the
+  size limits (:class:`raytrace.io.Limits`), which is checked before it is read.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+
+from .arrays import check_mesh
+from .limits import Budget, Limits
 
 __all__ = ["load_mesh", "MESH_FORMATS", "MeshFileNotFoundError"]
 
@@ -48,7 +56,8 @@ class MeshFileNotFoundError(FileNotFoundError, ValueError):
 
 
 def load_mesh(path: PathLike, *, part: Union[None, int, str] = None, split: bool = False,
-              weld: Optional[bool] = None) -> Union[MeshDict, Dict[str, MeshDict]]:
+              weld: Optional[bool] = None, limits: Optional[Limits] = None
+              ) -> Union[MeshDict, Dict[str, MeshDict]]:
     """Reads a triangle mesh file.
 
     Args:
@@ -63,6 +72,8 @@ def load_mesh(path: PathLike, *, part: Union[None, int, str] = None, split: bool
         weld: merge vertices whose position, uv and normal are all bit-identical (it never
             changes the surface or its shading, only its connectivity). None (default) welds
             STL files only, whose triangles do not share vertices by construction.
+        limits: size limits (:class:`raytrace.io.Limits`; None: the defaults): the file's size
+            before it is read, the returned arrays' elements and bytes.
 
     Returns:
         dict with "vertices" [N, 3] float32, "indices" [M, 3] int64 (front face:
@@ -76,8 +87,9 @@ def load_mesh(path: PathLike, *, part: Union[None, int, str] = None, split: bool
 
     Raises:
         MeshFileNotFoundError (a ValueError): the file does not exist.
-        ValueError: unknown extension, unreadable or malformed file, no triangles, unknown
-            ``part``; the message starts with the file name.
+        ValueError: unknown extension, unreadable or malformed file, invalid indices or
+            non-finite values, no triangles, unknown ``part``, a size limit exceeded; the
+            message starts with the file name.
         TypeError: an argument of the wrong type.
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -90,8 +102,12 @@ def load_mesh(path: PathLike, *, part: Union[None, int, str] = None, split: bool
         raise TypeError(f"weld must be None or a bool (got {type(weld).__name__})")
     if split and part is not None:
         raise ValueError("give either part= or split=True, not both")
-    shown = str(path)
-    file = Path(path)
+    return _load_mesh(Path(path), str(path), Budget(limits), part=part, split=split, weld=weld)
+
+
+def _load_mesh(file: Path, shown: str, budget: Budget, *, part: Union[None, int, str] = None,
+               split: bool = False, weld: Optional[bool] = None) -> Union[MeshDict, Dict[str, MeshDict]]:
+    """load_mesh within a load's budget (scene loaders share one across their files)."""
     suffix = file.suffix.lower()
     if suffix not in MESH_FORMATS:
         raise ValueError(f"{shown}: unknown mesh format {file.suffix!r} (supported: "
@@ -101,16 +117,43 @@ def load_mesh(path: PathLike, *, part: Union[None, int, str] = None, split: bool
                                     else f"{shown}: not a file")
     if weld is None:
         weld = suffix == ".stl"
+    try:
+        size = budget.check_file(file, shown)
+    except OSError as e:
+        raise ValueError(f"{shown}: cannot read ({e})") from e
 
-    parts = _read_parts(file, shown, suffix)
-    if part is not None:
-        parts = [_select(parts, part, shown)]
-    if split:
-        out = {}
-        for name, p in parts:
-            out[name] = _finish(p, weld)
-        return out
-    return _finish(_concatenate([p for _, p in parts]), weld)
+    if suffix == ".stl":
+        _check_stl(file, shown, size)
+    try:
+        parts = _read_parts(file, shown, suffix, budget)
+        if part is not None:
+            parts = [_select(parts, part, shown)]
+        if split:
+            return {name: _finish(p, weld, shown, budget, f"mesh {name!r}: ") for name, p in parts}
+        where = f"mesh {parts[0][0]!r}: " if len(parts) == 1 and suffix in (".glb", ".gltf") else ""
+        return _finish(_concatenate([p for _, p in parts]), weld, shown, budget, where)
+    except MemoryError as e:
+        raise ValueError(f"{shown}: out of memory reading the mesh") from e
+
+
+def _check_stl(file: Path, shown: str, size: int) -> None:
+    """Refuses a file that is neither binary STL (84 + 50 bytes per triangle its header
+    declares) nor ASCII STL (ASCII text starting with 'solid'), before trimesh guesses."""
+    with open(file, "rb") as f:
+        head = f.read(84)
+        if len(head) == 84 and 84 + 50 * int.from_bytes(head[80:84], "little") == size:
+            return  # binary
+        if head.lstrip().lower().startswith(b"solid"):
+            data = head + f.read()
+            bad = next((i for i, b in enumerate(data) if b > 127), None)
+            if bad is None:
+                return  # ASCII
+            raise ValueError(f"{shown}: not an STL file: starts like ASCII STL ('solid') but byte "
+                             f"{bad} is not ASCII ({data[bad]:#04x})")
+    declared = int.from_bytes(head[80:84], "little") if len(head) == 84 else None
+    raise ValueError(f"{shown}: not an STL file: neither binary STL (its {size} bytes are not 84 + "
+                     f"50 x the {declared} triangles its header declares) nor ASCII STL (it does "
+                     "not start with 'solid')")
 
 
 # =============================================================================================
@@ -119,42 +162,53 @@ def load_mesh(path: PathLike, *, part: Union[None, int, str] = None, split: bool
 _Part = Dict[str, Optional[np.ndarray]]  # numpy float64 vertices/uvs/normals, int64 indices
 
 
-def _read_parts(file: Path, shown: str, suffix: str) -> List[Tuple[str, _Part]]:
-    """The file's meshes as (name, part), ordered as its meshes, each in world space."""
+def _read_parts(file: Path, shown: str, suffix: str, budget: Budget) -> List[Tuple[str, _Part]]:
+    """The file's meshes as (name, part), ordered as its meshes, each in world space, each
+    checked (indices in range, finite values)."""
     if suffix == ".obj":
-        from .scene_io import load_obj  # noqa: PLC0415  (scene_io imports nothing from here)
+        from .obj import _load_obj  # noqa: PLC0415
 
-        m = load_obj(file)  # raises ValueError naming the file and line
+        m = _load_obj(file, shown, budget)  # raises ValueError naming the file and line
         part = {k: (None if v is None else v.numpy().astype(np.int64 if k == "indices" else np.float64))
                 for k, v in m.items()}
         return [(file.stem, part)]
 
     import trimesh  # noqa: PLC0415
 
-    try:
-        loaded = trimesh.load(str(file), file_type=MESH_FORMATS[suffix], process=False,
-                              force="scene")
-    except Exception as e:  # trimesh raises many kinds of errors on malformed files
-        raise ValueError(f"{shown}: cannot read as {suffix[1:].upper()} ({type(e).__name__}: {e})") from e
+    try:  # trimesh raises every kind of error on malformed files, some of them lazily
+        with np.errstate(all="ignore"):  # overflow in its casts: check_mesh reports it
+            loaded = trimesh.load(str(file), file_type=MESH_FORMATS[suffix], process=False,
+                                  force="scene")
+        raw = []
+        skipped = []
+        graph = loaded.graph
+        # Nodes in the order of the file's meshes (trimesh's node order is not the file's).
+        mesh_order = {name: i for i, name in enumerate(loaded.geometry)}
+        nodes = sorted(((node,) + tuple(graph[node]) for node in graph.nodes_geometry),
+                       key=lambda n: (mesh_order.get(n[2], len(mesh_order)), str(n[0])))
+        for node, matrix, geom_name in nodes:
+            geom = loaded.geometry[geom_name]
+            if not isinstance(geom, trimesh.Trimesh):
+                skipped.append(f"{node} ({type(geom).__name__})")
+                continue
+            raw.append((str(node), geom_name, np.asarray(matrix, dtype=np.float64),
+                        _from_trimesh(geom, suffix)))
+    except MemoryError as e:
+        raise ValueError(f"{shown}: out of memory reading the mesh") from e
+    except Exception as e:
+        hint = " (trimesh needs an optional module for this file: is it well-formed?)" \
+            if isinstance(e, ImportError) else ""
+        raise ValueError(f"{shown}: cannot read as {suffix[1:].upper()}{hint} "
+                         f"({type(e).__name__}: {e})") from e
 
     parts: List[Tuple[str, _Part]] = []
-    skipped = []
-    graph = loaded.graph
-    # Nodes in the order of the file's meshes (trimesh's node order is not the file's).
-    mesh_order = {name: i for i, name in enumerate(loaded.geometry)}
-    nodes = sorted(((node,) + tuple(graph[node]) for node in graph.nodes_geometry),
-                   key=lambda n: (mesh_order.get(n[2], len(mesh_order)), str(n[0])))
-    for node, matrix, geom_name in nodes:
-        geom = loaded.geometry[geom_name]
-        if not isinstance(geom, trimesh.Trimesh):
-            skipped.append(f"{node} ({type(geom).__name__})")
-            continue
-        part = _from_trimesh(geom, suffix)
-        part = _transform(part, np.asarray(matrix, dtype=np.float64))
+    for node, geom_name, matrix, part in raw:
+        check_mesh(part, shown, f"mesh {node!r}: " if suffix in (".glb", ".gltf") else "")
+        part = _transform(part, matrix)
         part["_geometry"] = geom_name  # type: ignore[assignment]  (for selection by mesh name)
-        parts.append((str(node), part))
+        parts.append((node, part))
     if skipped:
-        warnings.warn(f"{shown}: skipped parts without triangles: {', '.join(skipped)}", stacklevel=3)
+        warnings.warn(f"{shown}: skipped parts without triangles: {', '.join(skipped)}", stacklevel=4)
     if not parts or all(len(p["indices"]) == 0 for _, p in parts):
         raise ValueError(f"{shown}: no triangles (empty mesh)")
     return parts
@@ -273,8 +327,10 @@ def _weld(v: np.ndarray, f: np.ndarray, uvs, normals):
             None if uvs is None else uvs[keep], None if normals is None else normals[keep])
 
 
-def _finish(part: _Part, weld: bool) -> MeshDict:
-    """float64/int64 numpy part -> the float32/int64 tensor dict, with unit normals."""
+def _finish(part: _Part, weld: bool, shown: str, budget: Budget, where: str) -> MeshDict:
+    """float64/int64 numpy part -> the float32/int64 tensor dict, with unit normals, checked
+    (a transform can overflow float32) and counted against the budget."""
+    check_mesh(part, shown, where)
     v = part["vertices"].astype(np.float32)
     f = np.asarray(part["indices"], dtype=np.int64).reshape(-1, 3)
     uvs = None if part["uvs"] is None else part["uvs"].astype(np.float32)
@@ -285,6 +341,9 @@ def _finish(part: _Part, weld: bool) -> MeshDict:
         normals = (n / np.where(length > 0, length, 1.0)).astype(np.float32)
     if weld and len(v):
         v, f, uvs, normals = _weld(v, f, uvs, normals)
+    for name, a in (("vertices", v), ("indices", f), ("uvs", uvs), ("normals", normals)):
+        if a is not None:
+            budget.check_array(shown, name, a.shape, a.itemsize)
 
     def t(a):
         return None if a is None else torch.from_numpy(np.ascontiguousarray(a))
