@@ -626,3 +626,15 @@ def test_cli_allow_path_flags(tmp_path, outside, capsys):
     out.unlink()
     assert cli(scene, "-o", out, "--spp", 1, "-q", "--allow-any-path") == 0
     assert out.is_file()
+
+
+def test_atomic_write_follows_a_symlink(tmp_path):
+    """Writing to a link replaces the file it points to and keeps the link, as a plain open()
+    would."""
+    target = tmp_path / "real.png"
+    rt.imwrite(torch.zeros(2, 2, 3), target)
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    rt.imwrite(torch.ones(2, 2, 3), link)
+    assert link.is_symlink()
+    assert float(rt.imread(target).min()) == 1.0
