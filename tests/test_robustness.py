@@ -242,3 +242,17 @@ def test_intersect_rejects_directions_past_float_range(length):
     scene = glossy_plane_scene(0.3)
     with pytest.raises(ValueError, match=r"directions must have lengths in \[1e-30, 1e30\]"):
         scene.intersect(torch.zeros(1, 3), torch.tensor([[0.0, -1.0, 0.0]]) * length)
+
+
+@pytest.mark.parametrize("call", [
+    lambda tmp: rt.imwrite(torch.zeros(2, 2, 3), tmp / "a.png", srgb=1),
+    lambda tmp: rt.imread(tmp / "a.png", srgb="no"),
+    lambda tmp: rt.load_scene(tmp / "a.json", allow_any_path=1),
+    lambda tmp: rt.load_mitsuba(tmp / "a.xml", warn=0),
+    lambda tmp: rt.load_mitsuba(tmp / "a.xml", return_report=1),
+])
+def test_loader_flags_must_be_booleans(call, tmp_path):
+    rt.imwrite(torch.zeros(2, 2, 3), tmp_path / "a.png")
+    (tmp_path / "a.xml").write_text('<scene version="3.0.0"/>')
+    with pytest.raises(TypeError, match="must be a bool"):
+        call(tmp_path)

@@ -23,6 +23,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from .._validation import boolean
 from .atomic import atomic_write
 from .limits import Budget, Limits
 
@@ -169,7 +170,7 @@ def imwrite(img: ImageLike, path: PathLike, *, srgb: bool = True) -> None:
                          "write a .png or pass img[..., :3]")
     colour = min(channels, 3)
     out = arr.copy()
-    if srgb:
+    if boolean(srgb, "srgb"):
         out[:, :, :colour] = srgb_encode(out[:, :, :colour])
     out = np.rint(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
@@ -202,7 +203,7 @@ def imread(path: PathLike, *, srgb: bool = True, limits: Optional[Limits] = None
         ImportError: ``.exr`` without the OpenEXR package.
     """
     _image_format(path)
-    return _imread(Path(path), f"path {str(path)!r}", srgb, Budget(limits))
+    return _imread(Path(path), f"path {str(path)!r}", boolean(srgb, "srgb"), Budget(limits))
 
 
 def _imread(path: Path, shown: str, srgb: bool, budget: Budget) -> torch.Tensor:

@@ -30,6 +30,7 @@ from xml.parsers import expat
 
 import numpy as np
 
+from .._validation import boolean
 from .limits import Limits
 from .paths import FileAccess, check_policy_args
 
@@ -127,6 +128,8 @@ def load_mitsuba(path: PathLike, *, params: Optional[Mapping[str, Any]] = None,
             or sphere_resolution[0] < 2 or sphere_resolution[1] < 3):
         raise ValueError(f"sphere_resolution must be (rings >= 2, segments >= 3) (got {sphere_resolution!r})")
     allowed = check_policy_args(allowed_paths, allow_any_path)
+    return_report = boolean(return_report, "return_report")
+    warn = boolean(warn, "warn")
     shown = str(path)
     file = Path(path)
     if not file.is_file():

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
 
+from .._validation import boolean
 from .limits import Budget, Limits
 
 __all__ = ["FileAccess"]
@@ -31,8 +32,7 @@ PathLike = Union[str, os.PathLike]
 def check_policy_args(allowed_paths: Optional[Iterable[PathLike]], allow_any_path: bool) -> List[str]:
     """Checks the ``allowed_paths`` / ``allow_any_path`` arguments of a loader; returns the
     allowed paths as absolute real paths."""
-    if not isinstance(allow_any_path, bool):
-        raise TypeError(f"allow_any_path must be True or False (got {type(allow_any_path).__name__})")
+    allow_any_path = boolean(allow_any_path, "allow_any_path")
     if allowed_paths is None:
         return []
     if isinstance(allowed_paths, (str, bytes, os.PathLike)):
