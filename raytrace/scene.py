@@ -253,8 +253,8 @@ def _check_values(state: "_SceneState") -> None:
             raise ValueError(f"{name} must be positive (got min {float(d.min()):g})")
     c = state.camera
     if c is not None:
-        for attr in ("position", "look_at", "up", "fov"):
-            check(getattr(c, attr), f"Scene.camera.{attr}")
+        for attr, shape in (("position", (3,)), ("look_at", (3,)), ("up", (3,)), ("fov", ())):
+            check(getattr(c, attr), f"Scene.camera.{attr}", shape)
     for i, s in enumerate(state.shapes):
         n = s.vertices.shape[0] if s.vertices.dim() == 2 else -1
         check(s.vertices, f"Scene.shapes[{i}].vertices", (None, 3))
@@ -268,9 +268,14 @@ def _check_values(state: "_SceneState") -> None:
                 raise ValueError(f"Scene.shapes[{i}].indices must have values in [0, {n}), the number of vertices "
                                  f"(got min {lo}, max {hi})")
     for i, m in enumerate(state.materials):
-        check(m.diffuse_reflectance, f"Scene.materials[{i}].diffuse_reflectance", nonnegative=True)
-        check(m.specular_reflectance, f"Scene.materials[{i}].specular_reflectance", nonnegative=True)
-        check(m.roughness, f"Scene.materials[{i}].roughness", positive=True)
+        for attr, channels, rule in (("diffuse_reflectance", 3, "nonnegative"), ("specular_reflectance", 3, "nonnegative"),
+                                     ("roughness", 1, "positive")):
+            t, name = getattr(m, attr), f"Scene.materials[{i}].{attr}"
+            if not (t.dim() == 1 and t.shape[0] == channels or t.dim() == 3 and t.shape[2] == channels
+                    and t.shape[0] > 0 and t.shape[1] > 0):
+                raise ValueError(f"{name} must have shape [{channels}] (a constant) or [h, w, {channels}] "
+                                 f"(a texture), got {list(t.shape)}")
+            check(t, name, **{rule: True})
     for i, light in enumerate(state.area_lights):
         check(light.intensity, f"Scene.area_lights[{i}].intensity", (3,), nonnegative=True)
     if state.envmap is not None:

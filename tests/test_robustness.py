@@ -205,6 +205,10 @@ def test_roughness_gradient_is_zero_exactly_where_it_is_clamped(roughness, clamp
     (lambda s: s.shapes[0].indices.__setitem__((0, 0), -1), r"shapes\[0\].indices must have values in"),
     (lambda s: s.camera.position.fill_(float("nan")), r"camera.position contains NaN"),
     (lambda s: setattr(s.shapes[0], "vertices", torch.zeros(4, 2)), r"shapes\[0\].vertices must have shape"),
+    (lambda s: setattr(s.camera, "position", torch.zeros(2)), r"camera.position must have shape \[3\]"),
+    (lambda s: setattr(s.materials[0], "diffuse_reflectance", torch.ones(4, 4, 1)),
+     r"diffuse_reflectance must have shape \[3\] \(a constant\) or \[h, w, 3\]"),
+    (lambda s: setattr(s.materials[0], "roughness", torch.ones(3)), r"roughness must have shape \[1\]"),
 ])
 def test_values_written_after_construction_are_checked_at_render(edit, match):
     """Tensors are mutable: an optimiser step or an in-place edit can leave the range the

@@ -229,8 +229,8 @@ RT_HOST_DEVICE RT_INLINE bool emitter_interval(const EdgeQuery& q, Vec3 a, Vec3 
     double lo = 2, hi = -1;
     for (int i = 0; i < q.num_emitters; ++i) {
         D3 d = sub(q.emitters[i].c, q.x);
-        double r = double(q.emitters[i].r) * 1.001 + 1e-6;
         double D = std::sqrt(dot3(d, d));
+        double r = double(q.emitters[i].r) * 1.001 + 1e-6 * D;  // (room for rounding, relative)
         if (D <= r) return true;
         D3 dn{d.x / D, d.y / D, d.z / D};
         double s2 = (r / D) * (r / D);
