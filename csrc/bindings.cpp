@@ -3,19 +3,30 @@
 // Arrays cross as numpy buffers (torch tensors are passed with .numpy(), zero-copy). The
 // Python package validates every argument with messages for users; this layer checks again
 // what could crash the process (dtype, shape, contiguity, index ranges) and raises
-// ValueError, so a caller that skips the Python layer still cannot corrupt memory.
+// ValueError, so a caller that skips the Python layer still cannot corrupt memory. Counts
+// cross as 64-bit integers and are checked against limits.h before they are narrowed.
+//
+// Long calls (render, render_backward, intersect) run without the GIL and stop on Ctrl-C:
+// see run_interruptible.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/adjoint_check.h"
 #include "core/backward.h"
+#include "core/cancel.h"
 #include "core/edges.h"
 #include "core/light.h"
+#include "core/limits.h"
 #include "core/parallel.h"
 #include "core/path_tracer.h"
 #include "core/scene.h"
@@ -29,6 +40,67 @@ using FloatArray = py::array_t<float, py::array::c_style>;
 using IntArray = py::array_t<int32_t, py::array::c_style>;
 
 [[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
+
+// A count from Python, checked against its bound (ValueError naming it) before it is narrowed.
+int count(int64_t value, int64_t lo, int64_t hi, const char* name) {
+    if (value < lo || value > hi) {
+        fail(std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (got " +
+             std::to_string(value) + ")");
+    }
+    return int(value);
+}
+
+// How often a thread waiting for the core runs Python's signal handlers.
+constexpr std::chrono::milliseconds kSignalPoll(50);
+// Intersect calls up to this many rays take milliseconds at most: they run on the calling
+// thread (starting the waiting thread of run_interruptible would double their cost).
+constexpr py::ssize_t kInlineRays = 1024;
+
+// Runs `work` (a call of the core) on a thread of its own and waits for it without the GIL,
+// taking the GIL every kSignalPoll to run Python's signal handlers (PyErr_CheckSignals). When a
+// handler raises (KeyboardInterrupt on Ctrl-C), the work's CancelFlag is set, so its kernels
+// stop within a sample or so and it throws rt::Cancelled; once it has stopped, the handler's
+// exception is raised here. Any other exception of the work is rethrown here. (Signal handlers
+// run in the main thread only: a call from another thread runs to the end.)
+template <typename Work>
+void run_interruptible(Work&& work) {
+    CancelFlag cancel{false};
+    std::mutex mutex;
+    std::condition_variable finished;
+    bool done = false;
+    bool interrupted = false;
+    std::exception_ptr error;
+    {
+        py::gil_scoped_release release;
+        std::thread runner([&] {
+            try {
+                CancelScope scope(&cancel);
+                work();
+            } catch (...) {
+                error = std::current_exception();
+            }
+            std::lock_guard<std::mutex> lock(mutex);
+            done = true;
+            finished.notify_all();
+        });
+        for (;;) {
+            {
+                std::unique_lock<std::mutex> lock(mutex);
+                if (finished.wait_for(lock, kSignalPoll, [&] { return done; })) break;
+            }
+            if (!interrupted) {
+                py::gil_scoped_acquire gil;
+                if (PyErr_CheckSignals() != 0) {  // the handler's exception stays set
+                    interrupted = true;
+                    cancel.store(true);
+                }
+            }
+        }
+        runner.join();
+    }
+    if (interrupted) throw py::error_already_set();
+    if (error) std::rethrow_exception(error);
+}
 
 // A C-contiguous float32 array of the given shape (-1: any extent).
 FloatArray as_floats(const py::handle& obj, const char* name, std::vector<py::ssize_t> shape) {
@@ -90,7 +162,8 @@ struct EnvmapHolder {
 
 class CoreScene {
 public:
-    void set_shapes(const py::list& shapes, bool rebuild, int num_threads) {
+    void set_shapes(const py::list& shapes, bool rebuild, int64_t threads) {
+        int num_threads = count(threads, 0, kMaxThreads, "threads");
         std::vector<SceneData::ShapeInput> inputs;
         std::vector<py::object> keep;  // keeps the arrays alive during the call
         for (size_t i = 0; i < shapes.size(); ++i) {
@@ -98,7 +171,8 @@ public:
             if (t.size() != 5) fail("each shape is (vertices, indices, uvs, normals, material_id)");
             FloatArray v = as_floats(t[0], "vertices", {-1, 3});
             IntArray f = as_ints(t[1], "indices", {-1, 3});
-            int nv = int(v.shape(0)), nf = int(f.shape(0));
+            int nv = count(v.shape(0), 0, kMaxIndex / 3, "the number of vertices of a shape");
+            int nf = count(f.shape(0), 0, kMaxIndex / 3, "the number of triangles of a shape");
             if (nv == 0 || nf == 0) fail("shapes[" + std::to_string(i) + "] is empty");
             check_finite(v.data(), size_t(v.size()), "vertices");
             const int32_t* fd = f.data();
@@ -122,9 +196,25 @@ public:
             keep.push_back(f);
             inputs.push_back(in);
         }
-        py::gil_scoped_release release;
-        data_.set_shapes(inputs, rebuild, num_threads);
-        if (rebuild) edges_ = build_edges(data_.view());
+        if (!rebuild) {
+            require_shapes();
+            py::gil_scoped_release release;  // a refit takes milliseconds
+            data_.set_shapes(inputs, false, num_threads);
+            return;
+        }
+        // A rebuild interrupted by Ctrl-C leaves the BVH half-built: nothing may use the shapes
+        // until a rebuild completes.
+        shapes_ready_ = false;
+        run_interruptible([&] {
+            data_.set_shapes(inputs, true, num_threads);
+            throw_if_cancelled();
+            edges_ = build_edges(data_.view());
+        });
+        shapes_ready_ = true;
+    }
+
+    void require_shapes() const {
+        if (!shapes_ready_) fail("the scene's shapes are not set: the last rebuild of the BVH was interrupted");
     }
 
     void set_materials(const py::list& materials) {
@@ -173,39 +263,44 @@ public:
     }
 
     void set_camera(const py::handle& position, const py::handle& look_at, const py::handle& up, float fov,
-                    int height, int width, bool orthographic) {
+                    int64_t height, int64_t width, bool orthographic) {
         CameraParams c;
         c.position = as_vec3(position, "position");
         c.look_at = as_vec3(look_at, "look_at");
         c.up = as_vec3(up, "up");
         if (!(fov > 0 && fov < 180)) fail("fov must be in (0, 180)");
-        if (height <= 0 || width <= 0) fail("resolution must be positive");
+        count(height, 1, kMaxResolution, "resolution[0] (height)");
+        count(width, 1, kMaxResolution, "resolution[1] (width)");
+        if (height * width > kMaxPixels) {
+            fail("resolution: height x width must be at most " + std::to_string(kMaxPixels) + " pixels (got " +
+                 std::to_string(height) + " x " + std::to_string(width) + ")");
+        }
         Vec3 fwd = c.look_at - c.position;
         if (length(fwd) <= 0) fail("look_at must differ from position");
         if (length(cross(normalize(fwd), c.up)) <= 1e-6f) fail("up must not be zero or parallel to the view direction");
         c.fov_degrees = fov;
-        c.height = height;
-        c.width = width;
+        c.height = int(height);
+        c.width = int(width);
         c.orthographic = orthographic;
         data_.set_camera(c);
     }
 
     void check_ready() const {
+        require_shapes();
         for (const auto& sd : data_.shapes()) {
             if (sd.material_id < 0 || sd.material_id >= num_materials_) fail("shape material_id out of range");
         }
     }
 
-    void render(const py::handle& out, int spp, int max_bounces, uint64_t seed, const std::vector<int>& channels,
-                int num_threads) {
+    void render(const py::handle& out, int64_t spp, int64_t max_bounces, uint64_t seed,
+                const std::vector<int>& channels, int64_t threads) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
-        if (spp <= 0) fail("spp must be positive");
-        if (max_bounces < 0) fail("max_bounces must be non-negative");
         if (channels.empty() || channels.size() > size_t(kMaxChannels)) fail("between 1 and 8 channels");
+        if (seed > kMaxSeed) fail("seed must be < 2**63");
         RenderParams p;
-        p.spp = spp;
-        p.max_bounces = max_bounces;
+        p.spp = count(spp, 1, kMaxSpp, "spp");
+        p.max_bounces = count(max_bounces, 0, kMaxBounces, "max_bounces");
         p.seed = seed;
         p.num_channels = int(channels.size());
         int width = 0;
@@ -214,20 +309,23 @@ public:
             p.channels[i] = channels[i];
             width += channel_width(channels[i]);
         }
-        p.num_threads = num_threads;
+        p.num_threads = count(threads, 0, kMaxThreads, "threads");
         const CameraParams& c = data_.camera_params();
         FloatArray o = as_floats(out, "out", {c.height, c.width, width});
         if (!o.writeable()) fail("out must be writeable");
         float* dst = o.mutable_data();
         SceneView view = data_.view();
-        py::gil_scoped_release release;
-        rt::render(view, p, dst);
+        check_render_params(view.camera, p);
+        run_interruptible([&] { rt::render(view, p, dst); });
     }
 
-    py::tuple intersect(const py::handle& origins, const py::handle& directions, int num_threads) {
+    py::tuple intersect(const py::handle& origins, const py::handle& directions, int64_t threads) {
+        require_shapes();
+        int num_threads = count(threads, 0, kMaxThreads, "threads");
         FloatArray o = as_floats(origins, "origins", {-1, 3});
         FloatArray d = as_floats(directions, "directions", {o.shape(0), 3});
         py::ssize_t n = o.shape(0);
+        count(n, 0, kMaxRays, "the number of rays");
         py::array_t<float> t(n);
         py::array_t<int64_t> shape_id(n), tri_id(n);
         py::array_t<float> uv({n, py::ssize_t(2)});
@@ -238,14 +336,18 @@ public:
         int64_t* fp = tri_id.mutable_data();
         float* uvp = uv.mutable_data();
         SceneView view = data_.view();
-        {
-            py::gil_scoped_release release;
-            intersect_rays(view, op, dp, int(n), tp, sp, fp, uvp, num_threads);
+        auto work = [&] { intersect_rays(view, op, dp, int64_t(n), tp, sp, fp, uvp, num_threads); };
+        if (n <= kInlineRays) {
+            py::gil_scoped_release release;  // done within milliseconds: no thread of its own
+            work();
+        } else {
+            run_interruptible(work);
         }
         return py::make_tuple(t, shape_id, tri_id, uv);
     }
 
     py::tuple sample_lights(const py::handle& points, const py::handle& u) {
+        require_shapes();
         FloatArray p = as_floats(points, "points", {-1, 3});
         FloatArray uu = as_floats(u, "u", {p.shape(0), 3});
         py::ssize_t n = p.shape(0);
@@ -262,6 +364,7 @@ public:
     }
 
     py::array_t<float> pdf_lights(const py::handle& points, const py::handle& directions) {
+        require_shapes();
         FloatArray p = as_floats(points, "points", {-1, 3});
         FloatArray d = as_floats(directions, "directions", {p.shape(0), 3});
         py::ssize_t n = p.shape(0);
@@ -285,7 +388,10 @@ public:
         return pdf;
     }
 
-    int num_bvh_nodes() const { return data_.bvh().num_nodes(); }
+    int num_bvh_nodes() const {
+        require_shapes();
+        return data_.bvh().num_nodes();
+    }
 
     // The edge tree's self-test (check_edge_tree in core/edges.h): (violations, pairs checked).
     py::tuple check_edge_tree(uint64_t seed, int queries, double shrink) {
@@ -303,33 +409,46 @@ public:
     int num_edges() const { return int(edges_.size()); }
 
     // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
-    py::dict render_backward(const py::handle& d_image, int spp, int max_bounces, uint64_t seed, int edge_spp,
-                             bool interior, bool primary_edges, int secondary_edges, int num_threads,
-                             const py::object& probe, const py::object& shape_vertex_grad, bool camera_grad,
-                             int secondary_edges_traced, int secondary_stride) {
+    py::dict render_backward(const py::handle& d_image, int64_t spp, int64_t max_bounces, uint64_t seed,
+                             int64_t edge_spp, bool interior, bool primary_edges, int64_t secondary_edges,
+                             int64_t threads, const py::object& probe, const py::object& shape_vertex_grad,
+                             bool camera_grad, int64_t secondary_edges_traced, int64_t secondary_stride) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
-        if (spp <= 0) fail("spp must be positive");
-        if (edge_spp < 0) fail("edge_spp must be non-negative");
-        if (secondary_edges < 0) fail("secondary_spp must be non-negative");
-        if (secondary_edges_traced < -1) fail("secondary_edges_traced must be non-negative (or -1: as secondary_edges)");
-        if (secondary_stride < 1 || secondary_stride > 65536) fail("secondary_stride must be in [1, 65536]");
-        if (max_bounces < 0 || max_bounces >= kMaxPathVertices) {
-            fail("gradients support max_bounces in [0, " + std::to_string(kMaxPathVertices - 1) + "]");
-        }
+        if (seed > kMaxSeed) fail("seed must be < 2**63");
+        BackwardParams p;
+        p.spp = count(spp, 1, kMaxSpp, "spp");
+        p.max_bounces = count(max_bounces, 0, kMaxPathVertices - 1, "max_bounces (with gradients)");
+        p.edge_spp = count(edge_spp, 0, kMaxEdgeSpp, "edge_spp");
+        p.secondary_edges = count(secondary_edges, 0, kMaxSecondarySpp, "secondary_spp");
+        p.secondary_edges_traced = secondary_edges_traced == -1
+                                       ? p.secondary_edges
+                                       : count(secondary_edges_traced, 0, kMaxSecondarySpp, "secondary_spp (traced)");
+        p.secondary_stride = count(secondary_stride, 1, kMaxSecondaryStride, "secondary_stride");
+        p.num_threads = count(threads, 0, kMaxThreads, "threads");
         const CameraParams& c = data_.camera_params();
+        if (primary_edges && int64_t(p.edge_spp) * c.height * c.width > kMaxEdgeSamples) {
+            fail("edge_spp x height x width (the primary-edge samples) must be at most " +
+                 std::to_string(kMaxEdgeSamples) + " (got " + std::to_string(p.edge_spp) + " x " +
+                 std::to_string(c.height) + " x " + std::to_string(c.width) + "): lower edge_spp");
+        }
         FloatArray d = as_floats(d_image, "d_image", {c.height, c.width, 3});
         check_finite(d.data(), size_t(d.size()), "d_image");
+        // The gradient's slots, in 64 bits, checked before they are narrowed to the layout's ints.
         GradLayout layout;
-        int offset = 0;
-        layout.vertices = offset; offset += data_.num_vertices() * 3;
-        layout.uvs = offset; offset += data_.num_vertices() * 2;
-        layout.normals = offset; offset += data_.num_vertices() * 3;
-        layout.texels = offset; offset += data_.num_texels();
-        layout.lights = offset; offset += data_.num_lights() * 3;
-        layout.envmap = offset; offset += data_.envmap_size();
-        layout.camera = offset; offset += 10;
-        layout.total = offset;
+        int64_t offset = 0;
+        auto block = [&](int* begin, int64_t size) {
+            *begin = int(offset);
+            offset = checked_sum(offset, size, kMaxIndex, "the scene's differentiable values");
+        };
+        block(&layout.vertices, int64_t(data_.num_vertices()) * 3);
+        block(&layout.uvs, int64_t(data_.num_vertices()) * 2);
+        block(&layout.normals, int64_t(data_.num_vertices()) * 3);
+        block(&layout.texels, data_.num_texels());
+        block(&layout.lights, int64_t(data_.num_lights()) * 3);
+        block(&layout.envmap, data_.envmap_size());
+        block(&layout.camera, 10);
+        layout.total = int(offset);
         std::vector<double> grad(size_t(layout.total), 0.0);
         // A probe: a direction in parameter space whose per-pixel gradient image is wanted.
         std::vector<double> probe_values, probe_image;
@@ -342,17 +461,9 @@ public:
             out.probe = probe_values.data();
             out.probe_image = probe_image.data();
         }
-        BackwardParams p;
-        p.spp = spp;
-        p.max_bounces = max_bounces;
         p.seed = seed;
-        p.edge_spp = edge_spp;
         p.interior = interior;
         p.primary_edges = primary_edges;
-        p.secondary_edges = secondary_edges;
-        p.secondary_edges_traced = secondary_edges_traced < 0 ? secondary_edges : secondary_edges_traced;
-        p.secondary_stride = secondary_stride;
-        p.num_threads = num_threads;
         SceneView view = data_.view();
         // Which shapes' vertices need gradients (None: all).
         std::vector<uint8_t> vertex_grad;
@@ -368,24 +479,22 @@ public:
         p.camera_grad = camera_grad ? 1 : 0;
         BackwardStats stats;
         p.stats = &stats;
-        {
-            py::gil_scoped_release release;
-            rt::render_backward(view, c, edges_, layout, p, d.data(), out);
-        }
-        auto block = [&](int begin, int end) {
+        check_backward_params(view.camera, p);
+        run_interruptible([&] { rt::render_backward(view, c, edges_, layout, p, d.data(), out); });
+        auto grad_block = [&](int begin, int end) {
             py::array_t<float> a(end - begin);
             float* dst = a.mutable_data();
             for (int i = begin; i < end; ++i) dst[i - begin] = float(grad[size_t(i)]);
             return a;
         };
         py::dict result;
-        result["vertices"] = block(layout.vertices, layout.uvs);
-        result["uvs"] = block(layout.uvs, layout.normals);
-        result["normals"] = block(layout.normals, layout.texels);
-        result["texels"] = block(layout.texels, layout.lights);
-        result["lights"] = block(layout.lights, layout.envmap);
-        result["envmap"] = block(layout.envmap, layout.camera);
-        result["camera"] = block(layout.camera, layout.total);
+        result["vertices"] = grad_block(layout.vertices, layout.uvs);
+        result["uvs"] = grad_block(layout.uvs, layout.normals);
+        result["normals"] = grad_block(layout.normals, layout.texels);
+        result["texels"] = grad_block(layout.texels, layout.lights);
+        result["lights"] = grad_block(layout.lights, layout.envmap);
+        result["envmap"] = grad_block(layout.envmap, layout.camera);
+        result["camera"] = grad_block(layout.camera, layout.total);
         result["total"] = py::int_(layout.total);
         result["primary_edge_samples"] = py::int_(int64_t(stats.primary_edge_samples));
         result["secondary_edge_draws"] = py::int_(int64_t(stats.secondary_edge_draws));
@@ -401,6 +510,7 @@ private:
     SceneData data_;
     std::vector<Edge> edges_;  // rebuilt with the BVH, when connectivity changes
     int num_materials_ = 0;
+    bool shapes_ready_ = true;  // false while a rebuild is running or after one was interrupted
 };
 
 }  // namespace
@@ -408,6 +518,43 @@ private:
 PYBIND11_MODULE(_core, m) {
     m.doc() = "raytrace's compiled core (private: use the raytrace package)";
     m.def("default_num_threads", &default_num_threads);
+    // Worker threads the pool keeps alive now (for the tests).
+    m.def("pool_workers", [] { return ThreadPool::instance().num_workers(); });
+    // For the tests: a parallel region whose kernel throws at index `at` (of n, on `threads`
+    // threads): the exception reaches Python, whichever thread threw it.
+    m.def("check_pool_error", [](int64_t n, int64_t threads, int64_t at) {
+        int num_threads = count(threads, 1, kMaxThreads, "threads");
+        py::gil_scoped_release release;
+        parallel_for([&](int i) {
+            if (i == at) throw std::runtime_error("kernel " + std::to_string(i) + " failed");
+        }, n, num_threads, 1);
+    });
+    // The largest counts the core accepts (core/limits.h); raytrace/_limits.py reads them.
+    m.def("limits", [] {
+        py::dict d;
+        d["spp"] = kMaxSpp;
+        d["edge_spp"] = kMaxEdgeSpp;
+        d["edge_samples"] = kMaxEdgeSamples;
+        d["secondary_spp"] = kMaxSecondarySpp;
+        d["secondary_stride"] = kMaxSecondaryStride;
+        d["max_bounces"] = kMaxBounces;
+        d["max_bounces_grad"] = int64_t(kMaxPathVertices - 1);
+        d["threads"] = kMaxThreads;
+        d["resolution"] = kMaxResolution;
+        d["pixels"] = kMaxPixels;
+        d["rays"] = kMaxRays;
+        d["seed"] = kMaxSeed;
+        d["channels"] = int64_t(kMaxChannels);
+        return d;
+    });
+    // A call stopped by its CancelFlag outside run_interruptible (not expected) reads as Ctrl-C.
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const Cancelled& e) {
+            PyErr_SetString(PyExc_KeyboardInterrupt, e.what());
+        }
+    });
 
     py::class_<CoreScene>(m, "Scene")
         .def(py::init<>())

@@ -20,6 +20,11 @@ includes, arrays); only then is the output's folder created and the image render
 is written atomically (a temporary file in its folder, then renamed). Files a scene names must
 lie inside its folder unless --allow-path or --allow-any-path says otherwise
 (docs/limits_files.md).
+
+Counts have the bounds of rt.render (docs/limits_counts.md): --spp and a scene file's spp at
+most 2^20, --max-bounces at most 1024, --seed below 2^63, --threads at most 256, each side of
+--resolution at most 16384 and H x W at most 2^26. Ctrl-C stops the render within about 0.1 s
+at any resolution: the command prints "interrupted", writes nothing and exits with status 130.
 """
 from __future__ import annotations
 
@@ -53,6 +58,12 @@ def parse_resolution(text: str) -> Tuple[int, int]:
     w = int(m.group(2)) if m.group(2) is not None else h
     if h <= 0 or w <= 0:
         raise UsageError(f"--resolution must be positive (got {text!r})")
+    from . import _limits as limits  # noqa: PLC0415
+    if max(h, w) > limits.MAX_RESOLUTION:
+        raise UsageError(f"--resolution: each side must be at most {limits.MAX_RESOLUTION} (got {text!r})")
+    if h * w > limits.MAX_PIXELS:
+        raise UsageError(f"--resolution: HEIGHT x WIDTH must be at most {limits.MAX_PIXELS} pixels "
+                         f"(got {text!r})")
     return h, w
 
 
@@ -254,11 +265,17 @@ def cmd_render(args: argparse.Namespace) -> int:
     # Everything about the arguments is checked before any rendering starts.
     from .io.images import _image_format, imwrite  # noqa: PLC0415
 
+    from . import _limits as limits  # noqa: PLC0415
+
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
-    for name, value, minimum in (("--spp", args.spp, 1), ("--max-bounces", args.max_bounces, 0),
-                                 ("--seed", args.seed, 0), ("--threads", args.threads, 1)):
+    for name, value, minimum, maximum in (("--spp", args.spp, 1, limits.MAX_SPP),
+                                          ("--max-bounces", args.max_bounces, 0, limits.MAX_BOUNCES),
+                                          ("--seed", args.seed, 0, limits.MAX_SEED),
+                                          ("--threads", args.threads, 1, limits.MAX_THREADS)):
         if value is not None and value < minimum:
             raise UsageError(f"{name} must be >= {minimum} (got {value})")
+        if value is not None and value > maximum:
+            raise UsageError(f"{name} must be <= {maximum} (got {value})")
     out = Path(args.output)
     try:
         fmt = _image_format(out, "output")
@@ -288,6 +305,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     spp = args.spp if args.spp is not None else settings.get("spp", DEFAULT_SPP)
     max_bounces = args.max_bounces if args.max_bounces is not None else \
         settings.get("max_bounces", DEFAULT_MAX_BOUNCES)
+    for name, value, maximum in (("spp", spp, limits.MAX_SPP), ("max_bounces", max_bounces, limits.MAX_BOUNCES)):
+        if value > maximum:
+            raise UsageError(f"{args.scene}: the scene's {name} must be <= {maximum} (got {value}); "
+                             f"pass --{name.replace('_', '-')}")
 
     import torch  # noqa: PLC0415
     from tqdm import tqdm  # noqa: PLC0415

@@ -5,6 +5,7 @@ from typing import Tuple
 
 import torch
 
+from . import _limits as limits
 from . import _validation as v
 
 CAMERA_TYPES = ("perspective", "orthographic")
@@ -21,7 +22,8 @@ class Camera:
         fov: horizontal field of view in degrees, in (0, 180). For an orthographic camera it
             sets the view's width: the camera frames the plane through ``look_at`` exactly as
             a perspective camera with the same fov does (width 2 tan(fov/2) |look_at - position|).
-        resolution: (H, W) in pixels.
+        resolution: (H, W) in pixels: each side 1 to 16384, and H * W at most 2**26
+            (67108864, e.g. 8192 x 8192).
         camera_type: "perspective" or "orthographic".
 
     Pixel (0, 0) is the top-left of the image; x grows to the right, y downwards.
@@ -42,8 +44,11 @@ class Camera:
             raise ValueError(f"Camera.fov must be in (0, 180) degrees (got {fov_value:g})")
         if not isinstance(resolution, (tuple, list)) or len(resolution) != 2:
             raise TypeError(f"Camera.resolution must be a tuple (H, W) (got {resolution!r})")
-        self.resolution = (v.integer(resolution[0], "Camera.resolution[0] (height)", minimum=1),
-                           v.integer(resolution[1], "Camera.resolution[1] (width)", minimum=1))
+        self.resolution = (v.integer(resolution[0], "Camera.resolution[0] (height)", minimum=1,
+                                     maximum=limits.MAX_RESOLUTION),
+                           v.integer(resolution[1], "Camera.resolution[1] (width)", minimum=1,
+                                     maximum=limits.MAX_RESOLUTION))
+        limits.check_resolution(*self.resolution, "Camera.resolution")
         if camera_type not in CAMERA_TYPES:
             raise ValueError(f"Camera.camera_type must be one of {CAMERA_TYPES} (got {camera_type!r})")
         self.camera_type = camera_type

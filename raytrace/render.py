@@ -6,6 +6,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from . import _limits as limits
 from . import _validation as v
 from .scene import Scene, _threads
 
@@ -25,8 +26,7 @@ _NOT_FINITE = ("render: the {what} has NaN or Inf values, from finite inputs: th
                "or reflectances are too large for float32 (scale the intensities down), or this is a bug "
                "to report")
 
-_MAX_GRAD_BOUNCES = 16  # the longest path the reverse pass records (csrc/core/backward.h)
-_MAX_SECONDARY_STRIDE = 65536
+_MAX_GRAD_BOUNCES = limits.MAX_GRAD_BOUNCES  # the longest path the reverse pass records (16)
 
 
 def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
@@ -36,21 +36,28 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
            interior: bool = True) -> torch.Tensor:
     """Renders the scene with a Monte Carlo path tracer.
 
+    Every count has an upper bound (docs/limits_counts.md); a count outside its range is a
+    ValueError naming the argument. Ctrl-C (SIGINT) stops the render, or its backward pass,
+    within about 0.1 s and raises KeyboardInterrupt; the scene is left as it was.
+
     Args:
         scene: the Scene.
-        spp: samples per pixel (>= 1), stratified within each pixel.
+        spp: samples per pixel, 1 to 2**20 (1048576), stratified within each pixel.
         max_bounces: 0 shows emitters (and the environment) seen directly; 1 adds direct
-            lighting; more add indirect light.
-        seed: the random seed (>= 0). The same scene and seed give the same image, bit for
-            bit, whatever the thread count.
+            lighting; more add indirect light. At most 1024, and at most 16 when gradients
+            are needed.
+        seed: the random seed, 0 to 2**63 - 1. The same scene and seed give the same image, bit
+            for bit, whatever the thread count.
         channels: names stacked along the last axis in this order: "radiance" (3, linear),
             "alpha" (1, pixel coverage), "depth" (1, mean distance to the first hit, 0 on
             misses), "normal" (3, mean shading normal facing the camera), "albedo" (3, mean
             diffuse reflectance at the first hit), "shape_id" (1, the shape hit through the
             pixel centre, -1 for none).
-        threads: worker threads (default: RT_NUM_THREADS or all cores).
-        edge_spp: primary-edge samples per pixel for the boundary gradient (default: spp / 2,
-            rounded up):
+            At most 8 names.
+        threads: worker threads, 1 to 256 (default: RT_NUM_THREADS or all cores, at most 256).
+        edge_spp: primary-edge samples per pixel for the boundary gradient, 0 to 2**20, with
+            edge_spp * H * W at most 2**31 - 1 where primary edges are sampled (default: spp / 2,
+            rounded up, lowered to that bound at large resolutions):
             edge_spp * H * W samples spread over the screen-space length of the edges that can
             matter, of which only those on edges whose motion a requested gradient needs (the
             vertices of shapes that require grad, or the camera) are taken.
@@ -58,7 +65,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
             that takes them (stratified over the edges that can matter there). Default: 16
             where only emission arrives (no bounce left after the vertex and no environment
             map: a sample costs at most a shadow ray) and 4 elsewhere (each sample traces a
-            path on both sides of the edge); an integer sets both.
+            path on both sides of the edge); an integer (0 to 4096) sets both.
         secondary_stride: the vertices where only emission arrives take their secondary-edge
             samples on one path in this many (chosen at random per pixel from the seed, weighted
             up to stand for all; default 16). Their samples are drawn by exact importance among the
@@ -82,26 +89,23 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     """
     if not isinstance(scene, Scene):
         raise TypeError(f"scene must be a raytrace.Scene (got {type(scene).__name__})")
-    spp = v.integer(spp, "spp", minimum=1)
-    max_bounces = v.integer(max_bounces, "max_bounces", minimum=0)
-    seed = v.integer(seed, "seed", minimum=0)
-    if seed >= 2**63:
-        raise ValueError(f"seed must be < 2**63 (got {seed})")
+    spp, max_bounces, seed = _counts(spp, max_bounces, seed)
     if isinstance(channels, str) or not isinstance(channels, (list, tuple)) or len(channels) == 0:
         raise TypeError(f"channels must be a non-empty tuple of names from {tuple(CHANNELS)} (got {channels!r})")
     for c in channels:
         if c not in CHANNELS:
             raise ValueError(f"channels: unknown channel {c!r}; known channels are {tuple(CHANNELS)}")
-    if len(channels) > 8:
-        raise ValueError(f"channels: at most 8 channels per call (got {len(channels)})")
+    if len(channels) > limits.MAX_CHANNELS:
+        raise ValueError(f"channels: at most {limits.MAX_CHANNELS} channels per call (got {len(channels)})")
     num_threads = _threads(threads)
     if scene.camera is None:
         raise ValueError("scene.camera is None: a camera is needed to render")
-    edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    edge_spp = _edge_spp(edge_spp, spp, scene)
     boundary = _boundary(boundary)
     interior = v.boolean(interior, "interior")
     secondary = _secondary_counts(secondary_spp, boundary)
-    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1, maximum=_MAX_SECONDARY_STRIDE)
+    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1,
+                                 maximum=limits.MAX_SECONDARY_STRIDE)
     radiance_slice = None
     width = 0
     for c in channels:
@@ -121,6 +125,8 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         if max_bounces > _MAX_GRAD_BOUNCES:
             raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} when gradients are needed "
                              f"(got {max_bounces})")
+        if settings["primary_edges"]:
+            limits.check_edge_samples(edge_spp, *scene.camera.resolution)
         return _Render.apply(scene, settings, state, *[t for t, _ in params])
     return _forward(scene, settings, state)
 
@@ -166,10 +172,27 @@ def _boundary(boundary):
                         f"(got {type(boundary).__name__} {boundary!r})") from None
 
 
+def _counts(spp, max_bounces, seed):
+    """spp, max_bounces and seed checked against their bounds (docs/limits_counts.md)."""
+    return (v.integer(spp, "spp", minimum=1, maximum=limits.MAX_SPP),
+            v.integer(max_bounces, "max_bounces", minimum=0, maximum=limits.MAX_BOUNCES),
+            v.integer(seed, "seed", minimum=0, maximum=limits.MAX_SEED))
+
+
 def _default_edge_spp(spp: int) -> int:
     """Primary-edge samples per pixel: half the paths. They all land on the edges, which cross
     few pixels, so even half gives those pixels many times the samples of their paths."""
     return (spp + 1) // 2
+
+
+def _edge_spp(edge_spp, spp: int, scene: Scene) -> int:
+    """The edge_spp argument checked against its bound, or the default: half of spp, lowered so
+    that edge_spp * H * W stays within MAX_EDGE_SAMPLES (an explicit value past that is refused
+    by check_edge_samples where gradients are computed)."""
+    if edge_spp is None:
+        h, w = scene.camera.resolution
+        return min(_default_edge_spp(spp), limits.MAX_EDGE_SAMPLES // (h * w))
+    return v.integer(edge_spp, "edge_spp", minimum=0, maximum=limits.MAX_EDGE_SPP)
 
 
 def _secondary_counts(secondary_spp, boundary):
@@ -178,7 +201,7 @@ def _secondary_counts(secondary_spp, boundary):
     if secondary_spp is None:
         counts = (16, 4)
     else:
-        n = v.integer(secondary_spp, "secondary_spp", minimum=0)
+        n = v.integer(secondary_spp, "secondary_spp", minimum=0, maximum=limits.MAX_SECONDARY_SPP)
         counts = (n, n)
     return counts if boundary is True or boundary == "secondary" else (0, 0)
 
@@ -271,7 +294,8 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
             x + y + z for vertices; pass a [N, 3] field for a particular motion).
         spp, max_bounces, seed, threads, edge_spp, secondary_spp, secondary_stride, boundary,
             interior: as for
-            ``render``.
+            ``render`` (with their bounds; max_bounces at most 16). Ctrl-C stops it as it
+            stops ``render``.
 
     Returns:
         [H, W] float32: d(sum of the pixel's three radiance channels)/d(step).
@@ -285,16 +309,19 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     if direction is None:
         direction = torch.ones_like(tensor)
     direction = v.float_tensor(direction, "direction", list(tensor.shape))
-    spp = v.integer(spp, "spp", minimum=1)
-    max_bounces = v.integer(max_bounces, "max_bounces", minimum=0)
+    spp, max_bounces, seed = _counts(spp, max_bounces, seed)
     if max_bounces > _MAX_GRAD_BOUNCES:
         raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} for gradients (got {max_bounces})")
-    seed = v.integer(seed, "seed", minimum=0)
-    edge_spp = v.integer(_default_edge_spp(spp) if edge_spp is None else edge_spp, "edge_spp", minimum=0)
+    if scene.camera is None:
+        raise ValueError("scene.camera is None: a camera is needed to render")
+    edge_spp = _edge_spp(edge_spp, spp, scene)
     boundary = _boundary(boundary)
     interior = v.boolean(interior, "interior")
+    if boundary is True or boundary == "primary":
+        limits.check_edge_samples(edge_spp, *scene.camera.resolution)
     secondary = _secondary_counts(secondary_spp, boundary)
-    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1, maximum=_MAX_SECONDARY_STRIDE)
+    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1,
+                                 maximum=limits.MAX_SECONDARY_STRIDE)
     num_threads = _threads(threads)
     # Offsets of the core's gradient blocks (csrc/core/grad.h, GradLayout).
     n_vertices = sum(s.num_vertices for s in scene.shapes)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from . import _core
+from . import _limits as limits
 from . import _validation as v
 from .camera import Camera
 from .light import AreaLight, EnvironmentMap
@@ -154,10 +155,12 @@ class Scene:
         """Closest hits of rays against the scene's shapes.
 
         Args:
-            origins: [N, 3] float ray origins.
+            origins: [N, 3] float ray origins, N at most 2**31 - 1.
             directions: [N, 3] float ray directions (need not be unit length: any length in
                 [1e-30, 1e30]).
-            threads: worker threads (default: RT_NUM_THREADS or all cores).
+            threads: worker threads, 1 to 256 (default: RT_NUM_THREADS or all cores).
+
+        Ctrl-C (SIGINT) stops it within about 0.1 s and raises KeyboardInterrupt.
 
         Returns:
             dict of "t" [N] float32 (hit point = origin + t * direction; +inf on a miss),
@@ -168,6 +171,8 @@ class Scene:
         v.check_same_device([("origins", origins), ("directions", directions)])
         o = v.float_tensor(origins, "origins", (None, 3))
         d = v.float_tensor(directions, "directions", (o.shape[0], 3))
+        if o.shape[0] > limits.MAX_RAYS:
+            raise ValueError(f"origins: at most {limits.MAX_RAYS} rays per call (got {o.shape[0]})")
         if o.shape[0] > 0:
             length = d.detach().double().norm(dim=1)
             if bool((length == 0).any()):
@@ -177,8 +182,9 @@ class Scene:
                 raise ValueError(f"directions must have lengths in [1e-30, 1e30] (got {float(length.min()):g} .. "
                                  f"{float(length.max()):g}): t is in units of the direction's length and would "
                                  "leave float32's range")
-        core = self._sync(_threads(threads), need_camera=False)
-        t, shape_id, tri_id, uv = core.intersect(_np(o), _np(d), _threads(threads))
+        num_threads = _threads(threads)
+        core = self._sync(num_threads, need_camera=False)
+        t, shape_id, tri_id, uv = core.intersect(_np(o), _np(d), num_threads)
         return {"t": torch.from_numpy(t), "shape_id": torch.from_numpy(shape_id),
                 "triangle_id": torch.from_numpy(tri_id), "uv": torch.from_numpy(uv)}
 
@@ -336,6 +342,7 @@ def _list_of(items, cls, name: str) -> list:
 
 
 def _threads(threads: Optional[int]) -> int:
+    """A threads argument as the core's thread count (0: the default), 1 to MAX_THREADS."""
     if threads is None:
         return 0
-    return v.integer(threads, "threads", minimum=1)
+    return v.integer(threads, "threads", minimum=1, maximum=limits.MAX_THREADS)

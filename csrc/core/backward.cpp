@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include "cancel.h"
 #include "geometry.h"
+#include "limits.h"
 #include "light.h"
 #include "path_tracer.h"
 #include "rng.h"
@@ -634,6 +636,7 @@ struct InteriorTile : BackwardContext {
                 // whole columns out at spp < stride).
                 const uint64_t stride_offset = hash32(pattern_key, 0x85ebca6bu) % stride;
                 for (int smp = 0; smp < n; ++smp) {
+                    if (cancel_requested()) return;  // the call throws Cancelled
                     Vec2 j = cmj_sample(uint32_t(smp), uint32_t(n), pattern_key);
                     Real sx = Real(px) + j.x, sy = Real(py) + j.y;
                     Ray ray = generate_ray(cam, sx, sy);
@@ -931,6 +934,7 @@ struct PrimaryEdgeTile : BackwardContext {
         int64_t begin = int64_t(tile) * samples_per_tile;
         int64_t end = std::min<int64_t>(num_samples, begin + samples_per_tile);
         for (int64_t i = begin; i < end; ++i) {
+            if (cancel_requested()) return;  // the call throws Cancelled
             // One number, stratified over all samples, picks the edge (by projected length) and the
             // point along it: the samples spread evenly over the total length of the edges, so
             // the large, cancelling terms of opposite edges cancel instead of adding noise.
@@ -987,9 +991,27 @@ void build_cdf(const std::vector<Real>& weights, std::vector<Real>* cdf) {
 
 }  // namespace
 
+void check_backward_params(const Camera& cam, const BackwardParams& p) {
+    check_count(p.spp, 1, kMaxSpp, "spp");
+    check_count(p.max_bounces, 0, kMaxPathVertices - 1, "max_bounces (with gradients)");
+    check_count(p.edge_spp, 0, kMaxEdgeSpp, "edge_spp");
+    check_count(p.secondary_edges, 0, kMaxSecondarySpp, "secondary_spp");
+    check_count(p.secondary_edges_traced, 0, kMaxSecondarySpp, "secondary_spp (traced)");
+    check_count(p.secondary_stride, 1, kMaxSecondaryStride, "secondary_stride");
+    check_count(p.num_threads, 0, kMaxThreads, "threads");
+    check_count(cam.height, 1, kMaxResolution, "the image height");
+    check_count(cam.width, 1, kMaxResolution, "the image width");
+    int64_t pixels = checked_product(cam.height, cam.width, kMaxPixels, "the image's pixels (height x width)");
+    if (p.primary_edges) {
+        checked_product(p.edge_spp, pixels, kMaxEdgeSamples, "edge_spp x pixels (primary-edge samples)");
+    }
+    checked_product(p.spp, kBoundaryPixelBoost, kMaxIndex, "spp x boundary boost");
+}
+
 void render_backward(const SceneView& s, const CameraParams& camera, const std::vector<Edge>& edges,
                      const GradLayout& layout, const BackwardParams& p, const Real* d_image, const GradOutput& out) {
     const Camera& cam = s.camera;
+    check_backward_params(cam, p);
     int num_edges = int(edges.size());
     // Secondary edges: chosen from each shading point through the edge tree.
     // The tree over every edge serves the vertices with a bounce left (or under an environment
@@ -1025,7 +1047,7 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
         parallel_for(probe_row, cam.height + 1, p.num_threads);
         k.corners = corners.data();
         k.tiles_x = (cam.width + kTileSize - 1) / kTileSize;
-        int tiles = k.tiles_x * ((cam.height + kTileSize - 1) / kTileSize);
+        int64_t tiles = int64_t(k.tiles_x) * ((cam.height + kTileSize - 1) / kTileSize);
         accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
     }
 
@@ -1069,10 +1091,13 @@ void render_backward(const SceneView& s, const CameraParams& camera, const std::
             // edge_spp * H * W samples would go over all the edges; the edges sampled get the
             // same density (their share of them).
             double share = all_length > 0 ? wanted_length / all_length : 1.0;
-            k.num_samples = std::max<int64_t>(1, int64_t(std::ceil(double(p.edge_spp) * cam.width * cam.height * share)));
+            // (At most kMaxEdgeSamples: check_backward_params; the pattern indexes them in 32 bits.)
+            int64_t all_samples = int64_t(p.edge_spp) * cam.width * cam.height;
+            k.num_samples =
+                std::min(all_samples, std::max<int64_t>(1, int64_t(std::ceil(double(all_samples) * share))));
             k.samples_per_tile = 1024;
             if (p.stats) p.stats->primary_edge_samples += k.num_samples;
-            int tiles = int((k.num_samples + k.samples_per_tile - 1) / k.samples_per_tile);
+            int64_t tiles = (k.num_samples + k.samples_per_tile - 1) / k.samples_per_tile;
             accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
         }
     }

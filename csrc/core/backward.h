@@ -63,8 +63,14 @@ struct BackwardParams {
     BackwardStats* stats = nullptr;  // optional
 };
 
+// Throws std::invalid_argument / std::length_error naming the count when a parameter, the
+// image size or edge_spp * H * W passes its bound (limits.h).
+void check_backward_params(const Camera& camera, const BackwardParams& params);
+
 // d_image: [H, W, 3] gradient of the loss w.r.t. the radiance image. Adds into out.grad
-// (layout.total doubles) and, with a probe, into out.probe_image.
+// (layout.total doubles) and, with a probe, into out.probe_image. Checks the parameters first
+// (check_backward_params); throws Cancelled when the calling thread's CancelFlag (cancel.h) is
+// set before it is done, with `out` partly written.
 void render_backward(const SceneView& scene, const CameraParams& camera, const std::vector<Edge>& edges,
                      const GradLayout& layout, const BackwardParams& params, const Real* d_image,
                      const GradOutput& out);

@@ -325,7 +325,7 @@ void refit_node(BVHNode* nodes, const Real* tri_verts, int i) {
 
 void BVH::build(const Real* vertices, int num_vertices, const int* indices, int num_triangles,
                 int num_threads) {
-    if (num_threads <= 0) num_threads = default_num_threads();
+    num_threads = resolve_num_threads(num_threads);
     if (num_triangles < kMinParallelBuild) num_threads = 1;
     const int n = num_triangles;
     num_vertices_ = num_vertices;
@@ -402,7 +402,7 @@ void BVH::build(const Real* vertices, int num_vertices, const int* indices, int 
 void BVH::refit(const Real* vertices, int num_threads) {
     const int n = int(prim_index_.size());
     if (n == 0) return;
-    if (num_threads <= 0) num_threads = default_num_threads();
+    num_threads = resolve_num_threads(num_threads);
     if (n < kMinParallelBuild) num_threads = 1;
     // Triangle copies.
     parallel_for([&](int i) {

@@ -47,6 +47,12 @@ public:
         if (int(scratch_.size()) != size) {
             scratch_.assign(size, 0.0);
             flag_.assign(size, 0);
+        } else {
+            // A tile cut short (a cancelled call) leaves sums that were never flushed.
+            for (int slot : touched_) {
+                scratch_[slot] = 0;
+                flag_[slot] = 0;
+            }
         }
         touched_.clear();
         probe_ = probe;
@@ -119,28 +125,39 @@ struct GradOutput {
 };
 
 // Runs `tile_fn(tile, GradAccumulator&)` over tiles [0, num_tiles) in parallel and adds every
-// tile's sums into `out` in tile order.
+// tile's sums into `out` in tile order. The tiles run in batches of kTileBatch, so the sums
+// waiting to be added take memory in proportion to a batch, not to the number of tiles (the
+// order of the additions, and so every bit of the result, is the same).
+constexpr int64_t kTileBatch = 1024;
 template <typename TileFn>
-void accumulate_tiles(const TileFn& tile_fn, int num_tiles, int size, int num_threads, const GradOutput& out);
+void accumulate_tiles(const TileFn& tile_fn, int64_t num_tiles, int size, int num_threads, const GradOutput& out);
 
 }  // namespace rt
 
+#include <stdexcept>
+
+#include "limits.h"
 #include "parallel.h"
 
 namespace rt {
 
 template <typename TileFn>
-void accumulate_tiles(const TileFn& tile_fn, int num_tiles, int size, int num_threads, const GradOutput& out) {
-    std::vector<TileGrad> results(num_tiles);
-    auto kernel = [&](int tile) {
-        GradAccumulator& acc = thread_grad_accumulator(size, out.probe);
-        tile_fn(tile, acc);
-        acc.flush(&results[tile]);
-    };
-    parallel_for(kernel, num_tiles, num_threads, 1);
-    for (const auto& r : results) {
-        for (const auto& kv : r.slots) out.grad[kv.first] += kv.second;
-        for (const auto& kv : r.pixels) out.probe_image[kv.first] += kv.second;
+void accumulate_tiles(const TileFn& tile_fn, int64_t num_tiles, int size, int num_threads, const GradOutput& out) {
+    if (num_tiles > kMaxIndex) throw std::length_error("accumulate_tiles: more than 2^31 - 1 tiles");
+    std::vector<TileGrad> results(size_t(std::min(num_tiles, kTileBatch)));
+    for (int64_t first = 0; first < num_tiles; first += kTileBatch) {
+        int64_t count = std::min(kTileBatch, num_tiles - first);
+        auto kernel = [&](int i) {
+            GradAccumulator& acc = thread_grad_accumulator(size, out.probe);
+            tile_fn(int(first + i), acc);
+            acc.flush(&results[size_t(i)]);
+        };
+        parallel_for(kernel, count, num_threads, 1);
+        for (int64_t i = 0; i < count; ++i) {
+            const TileGrad& r = results[size_t(i)];
+            for (const auto& kv : r.slots) out.grad[kv.first] += kv.second;
+            for (const auto& kv : r.pixels) out.probe_image[kv.first] += kv.second;
+        }
     }
 }
 

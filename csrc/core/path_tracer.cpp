@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "cancel.h"
+#include "limits.h"
 #include "parallel.h"
 
 namespace rt {
@@ -24,6 +26,7 @@ struct RenderKernel {
         double normal_sum[3] = {0, 0, 0}, albedo_sum[3] = {0, 0, 0};
         // Pixel samples, in a fixed order, each with its own random sequence.
         for (int s = 0; s < params.spp; ++s) {
+            if ((s & 15) == 0 && cancel_requested()) return;  // the call throws Cancelled
             Vec2 j = cmj_sample(uint32_t(s), uint32_t(params.spp), pattern_key);
             Ray ray = generate_ray(cam, Real(px) + j.x, Real(py) + j.y);
             Sampler sampler(params.seed, kStreamForward, uint64_t(pixel), uint64_t(s));
@@ -108,7 +111,18 @@ struct IntersectKernel {
 
 }  // namespace
 
+void check_render_params(const Camera& camera, const RenderParams& params) {
+    check_count(params.spp, 1, kMaxSpp, "spp");
+    check_count(params.max_bounces, 0, kMaxBounces, "max_bounces");
+    check_count(params.num_channels, 1, kMaxChannels, "the number of channels");
+    check_count(params.num_threads, 0, kMaxThreads, "threads");
+    check_count(camera.height, 1, kMaxResolution, "the image height");
+    check_count(camera.width, 1, kMaxResolution, "the image width");
+    checked_product(camera.height, camera.width, kMaxPixels, "the image's pixels (height x width)");
+}
+
 void render(const SceneView& scene, const RenderParams& params, Real* out) {
+    check_render_params(scene.camera, params);
     RenderKernel k;
     k.scene = scene;
     k.params = params;
@@ -119,12 +133,14 @@ void render(const SceneView& scene, const RenderParams& params, Real* out) {
         k.need_shape_id = k.need_shape_id || params.channels[c] == kChannelShapeId;
     }
     k.out = out;
-    int n = scene.camera.width * scene.camera.height;
+    int64_t n = int64_t(scene.camera.width) * scene.camera.height;
     parallel_for(k, n, params.num_threads, 16);
 }
 
-void intersect_rays(const SceneView& scene, const Real* origins, const Real* directions, int n,
+void intersect_rays(const SceneView& scene, const Real* origins, const Real* directions, int64_t n,
                     Real* t, int64_t* shape_id, int64_t* triangle_id, Real* uv, int num_threads) {
+    check_count(n, 0, kMaxRays, "the number of rays");
+    check_count(num_threads, 0, kMaxThreads, "threads");
     IntersectKernel k{scene, origins, directions, t, shape_id, triangle_id, uv};
     parallel_for(k, n, num_threads, 1024);
 }

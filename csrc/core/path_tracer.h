@@ -201,11 +201,17 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance(const SceneView& s, Ray ray, int max_boun
     return radiance_from(s, ray, found, hit, max_bounces, sampler, primary);
 }
 
-// Renders pixels into `out` ([height, width, total channel width], float32).
+// Throws std::invalid_argument / std::length_error naming the count when a parameter or the
+// image size passes its bound (limits.h).
+void check_render_params(const Camera& camera, const RenderParams& params);
+
+// Renders pixels into `out` ([height, width, total channel width], float32). Checks the
+// parameters first (check_render_params); throws Cancelled when the calling thread's CancelFlag
+// (cancel.h) is set before it is done, with `out` partly written.
 void render(const SceneView& scene, const RenderParams& params, Real* out);
 
-// scene.intersect(): closest hits of n rays.
-void intersect_rays(const SceneView& scene, const Real* origins, const Real* directions, int n,
+// scene.intersect(): closest hits of n rays (at most kMaxRays). Cancellable as render().
+void intersect_rays(const SceneView& scene, const Real* origins, const Real* directions, int64_t n,
                     Real* t, int64_t* shape_id, int64_t* triangle_id, Real* uv, int num_threads);
 
 }  // namespace rt

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "limits.h"
+
 namespace rt {
 
 namespace {
@@ -25,12 +27,14 @@ void build_cdf(const Real* weights, int n, Real* cdf) {
 }  // namespace
 
 void SceneData::set_shapes(const std::vector<ShapeInput>& shapes, bool rebuild, int num_threads) {
-    // Concatenate every shape into the global arrays.
-    int total_v = 0, total_f = 0;
+    // Concatenate every shape into the global arrays (indexed with ints: 3 per vertex or
+    // triangle must fit).
+    int64_t sum_v = 0, sum_f = 0;
     for (const auto& in : shapes) {
-        total_v += in.num_vertices;
-        total_f += in.num_triangles;
+        sum_v = checked_sum(sum_v, in.num_vertices, kMaxIndex / 3, "the scene's number of vertices");
+        sum_f = checked_sum(sum_f, in.num_triangles, kMaxIndex / 3, "the scene's number of triangles");
     }
+    const int total_v = int(sum_v), total_f = int(sum_f);
     if (rebuild) {
         // Lights refer to shapes by index: the caller sets them again after a rebuild.
         light_inputs_.clear();
@@ -88,6 +92,9 @@ void SceneData::set_materials(const std::vector<MaterialInput>& materials) {
     materials_.clear();
     texels_.clear();
     auto add_texture = [this](const Real* data, int w, int h, int channels) {
+        int64_t size = checked_product(checked_product(w, h, kMaxIndex, "a texture's texels"), channels, kMaxIndex,
+                                       "a texture's values");
+        checked_sum(int64_t(texels_.size()), size, kMaxIndex, "the scene's texture values");
         Texture t;
         t.offset = int(texels_.size());
         t.width = w;
@@ -152,6 +159,8 @@ void SceneData::set_envmap(const Real* values, int width, int height) {
     env_width_ = env_height_ = 0;
     env_emits_ = false;
     if (!values) return;
+    checked_product(checked_product(width, height, kMaxIndex, "the envmap's texels"), 3, kMaxIndex,
+                    "the envmap's values");
     env_width_ = width;
     env_height_ = height;
     env_values_.assign(values, values + size_t(width) * height * 3);
