@@ -19,9 +19,9 @@ output must not be one of the files the scene read (its scene file, textures, me
 includes, arrays); only then is the output's folder created and the image rendered. The image
 is written atomically (a temporary file in its folder, then renamed). Files a scene names must
 lie inside its folder unless --allow-path or --allow-any-path says otherwise
-(docs/limits_files.md).
+(docs/limits.md).
 
-Counts have the bounds of rt.render (docs/limits_counts.md): --spp and a scene file's spp at
+Counts have the bounds of rt.render (docs/limits.md): --spp and a scene file's spp at
 most 2^20, --max-bounces at most 1024, --seed below 2^63, --threads at most 256, each side of
 --resolution at most 16384 and H x W at most 2^26. Ctrl-C stops the render within about 0.1 s
 at any resolution: the command prints "interrupted", writes nothing and exits with status 130.

@@ -1,4 +1,4 @@
-"""The largest counts raytrace accepts, in one place (docs/limits_counts.md).
+"""The largest counts raytrace accepts, in one place (docs/limits.md).
 
 The values come from the compiled core (csrc/core/limits.h), which checks them again, so the
 Python checks and the core's cannot drift apart. Every public function that takes a count

@@ -36,7 +36,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
            interior: bool = True) -> torch.Tensor:
     """Renders the scene with a Monte Carlo path tracer.
 
-    Every count has an upper bound (docs/limits_counts.md); a count outside its range is a
+    Every count has an upper bound (docs/limits.md); a count outside its range is a
     ValueError naming the argument. Ctrl-C (SIGINT) stops the render, or its backward pass,
     within about 0.1 s and raises KeyboardInterrupt; the scene is left as it was.
 
@@ -173,7 +173,7 @@ def _boundary(boundary):
 
 
 def _counts(spp, max_bounces, seed):
-    """spp, max_bounces and seed checked against their bounds (docs/limits_counts.md)."""
+    """spp, max_bounces and seed checked against their bounds (docs/limits.md)."""
     return (v.integer(spp, "spp", minimum=1, maximum=limits.MAX_SPP),
             v.integer(max_bounces, "max_bounces", minimum=0, maximum=limits.MAX_BOUNCES),
             v.integer(seed, "seed", minimum=0, maximum=limits.MAX_SEED))

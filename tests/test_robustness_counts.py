@@ -3,7 +3,7 @@
 Issue 16, parts 4 and 11: integers at 2**31 or 2**63 used to reach the core as wrapped 32-bit
 ints (edge_spp=134_203_665 at 256x256 gave a gradient 1e-7 of the right one) or as pybind11
 signature dumps; threads= had no bound and the worker pool kept every thread it ever started.
-The bounds live in raytrace/_limits.py (read from csrc/core/limits.h) and docs/limits_counts.md.
+The bounds live in raytrace/_limits.py (read from csrc/core/limits.h) and docs/limits.md.
 """
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ def test_core_limits_match_the_documented_values():
         "spp": 2**20, "edge_spp": 2**20, "edge_samples": 2**31 - 1, "secondary_spp": 4096,
         "secondary_stride": 65536, "max_bounces": 1024, "max_bounces_grad": 16, "threads": 256,
         "resolution": 16384, "pixels": 2**26, "rays": 2**31 - 1, "seed": 2**63 - 1, "channels": 8}
-    doc = (ROOT / "docs" / "limits_counts.md").read_text()
+    doc = (ROOT / "docs" / "limits.md").read_text()
     for value in ["1048576", "2147483647", "4096", "65536", "1024", "16", "256", "16384", "67108864",
                   "9223372036854775807"]:
         assert value in doc, value

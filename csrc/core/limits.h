@@ -3,7 +3,7 @@
 // One table for the whole project: the bindings export it (raytrace._core.limits()), the
 // Python package checks its arguments against it with messages for users, and the core checks
 // again, so that a caller that skips the Python layer gets std::invalid_argument or
-// std::length_error naming the count, never a wrapped product. docs/limits_counts.md gives
+// std::length_error naming the count, never a wrapped product. docs/limits.md gives
 // the reasons for each bound.
 #pragma once
 

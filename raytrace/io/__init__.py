@@ -8,7 +8,7 @@
     mitsuba.py           rt.load_mitsuba: the XML document (docs/mesh_and_mitsuba.md)
     _mitsuba_plugins.py  Mitsuba plugins -> raytrace objects
     arrays.py            .npy/.npz read header first; checks of mesh arrays
-    limits.py            Limits: sizes checked before data is read (docs/limits_files.md)
+    limits.py            Limits: sizes checked before data is read (docs/limits.md)
     paths.py             which files a scene may read (its folder, allowed_paths)
     atomic.py            atomic writes (temporary file, then rename)
 """
