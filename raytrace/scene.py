@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -344,5 +345,9 @@ def _list_of(items, cls, name: str) -> list:
 def _threads(threads: Optional[int]) -> int:
     """A threads argument as the core's thread count (0: the default), 1 to MAX_THREADS."""
     if threads is None:
+        env = os.environ.get("RT_NUM_THREADS", "").strip()
+        if env and not (env.isdigit() and 1 <= int(env) <= limits.MAX_THREADS):
+            raise ValueError(f"the environment variable RT_NUM_THREADS must be an integer from 1 to "
+                             f"{limits.MAX_THREADS} (got {env!r})")
         return 0
     return v.integer(threads, "threads", minimum=1, maximum=limits.MAX_THREADS)

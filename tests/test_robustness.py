@@ -260,3 +260,13 @@ def test_loader_flags_must_be_booleans(call, tmp_path):
     (tmp_path / "a.xml").write_text('<scene version="3.0.0"/>')
     with pytest.raises(TypeError, match="must be a bool"):
         call(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["abc", "-3", "0", "257", "1.5"])
+def test_rt_num_threads_outside_its_range_is_an_error(value, monkeypatch):
+    """RT_NUM_THREADS=abc fell back silently to all cores."""
+    monkeypatch.setenv("RT_NUM_THREADS", value)
+    with pytest.raises(ValueError, match="RT_NUM_THREADS must be an integer from 1 to 256"):
+        rt.render(occluder_scene(1.0, H=4, W=4), spp=1)
+    monkeypatch.setenv("RT_NUM_THREADS", "2")
+    rt.render(occluder_scene(1.0, H=4, W=4), spp=1)

@@ -111,6 +111,20 @@ def test_glossy_envmap_scene_scales(s, busy_reference):
         np.testing.assert_allclose(got[key], ref[key], atol=0.06 * scale, err_msg=key)
 
 
+@pytest.mark.parametrize("s", [1e-4, 1e6])
+def test_orthographic_camera_scales(s):
+    """An orthographic camera frames a width proportional to its distance: the same picture."""
+    def image(scale):
+        scene = occluder_scene(scale)
+        c = scene.camera
+        scene.camera = rt.Camera(c.position, c.look_at, c.up, fov=c.fov, resolution=c.resolution,
+                                 camera_type="orthographic")
+        return rt.render(scene, spp=32, max_bounces=2, seed=1)
+    ref, img = image(1.0), image(s)
+    assert float(img.sum()) == pytest.approx(float(ref.sum()), rel=1e-3)
+    assert float((img - ref).abs().max()) < 0.02 * float(ref.max())
+
+
 def test_intersect_distances_scale():
     for s in (1e-5, 1.0, 1e6):
         scene = occluder_scene(s)
