@@ -24,9 +24,7 @@ void check_backward_params(const Camera& cam, const BackwardParams& p) {
     check_count(p.secondary_edges_traced, 0, kMaxSecondarySpp, "secondary_spp (traced)");
     check_count(p.secondary_stride, 1, kMaxSecondaryStride, "secondary_stride");
     check_count(p.num_threads, 0, kMaxThreads, "threads");
-    check_count(cam.height, 1, kMaxResolution, "the image height");
-    check_count(cam.width, 1, kMaxResolution, "the image width");
-    int64_t pixels = checked_product(cam.height, cam.width, kMaxPixels, "the image's pixels (height x width)");
+    int64_t pixels = check_image_size(cam.height, cam.width);
     if (p.primary_edges) {
         checked_product(p.edge_spp, pixels, kMaxEdgeSamples, "edge_spp x pixels (primary-edge samples)");
     }

@@ -60,6 +60,14 @@ inline int64_t checked_product(int64_t a, int64_t b, int64_t limit, const char* 
     return a * b;
 }
 
+// The image size of a call (each side, then the pixels): its number of pixels, or the error of
+// check_count / checked_product naming the side or the product.
+inline int64_t check_image_size(int64_t height, int64_t width) {
+    check_count(height, 1, kMaxResolution, "the image height");
+    check_count(width, 1, kMaxResolution, "the image width");
+    return checked_product(height, width, kMaxPixels, "the image's pixels (height x width)");
+}
+
 // a + b for non-negative sizes, or std::length_error naming `what` when the sum passes `limit`.
 inline int64_t checked_sum(int64_t a, int64_t b, int64_t limit, const char* what) {
     if (a < 0 || b < 0) throw std::invalid_argument(std::string(what) + ": negative size");

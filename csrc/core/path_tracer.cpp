@@ -116,9 +116,7 @@ void check_render_params(const Camera& camera, const RenderParams& params) {
     check_count(params.max_bounces, 0, kMaxBounces, "max_bounces");
     check_count(params.num_channels, 1, kMaxChannels, "the number of channels");
     check_count(params.num_threads, 0, kMaxThreads, "threads");
-    check_count(camera.height, 1, kMaxResolution, "the image height");
-    check_count(camera.width, 1, kMaxResolution, "the image width");
-    checked_product(camera.height, camera.width, kMaxPixels, "the image's pixels (height x width)");
+    check_image_size(camera.height, camera.width);
 }
 
 void render(const SceneView& scene, const RenderParams& params, Real* out) {
