@@ -217,10 +217,11 @@ def _geometry_needs(scene, wanted):
 
 
 def _forward(scene: Scene, st: dict, state=None) -> torch.Tensor:
-    core = scene._sync(st["threads"], state=state)
     h, w = (scene.camera if state is None else state.camera).resolution
     out = torch.empty((h, w, st["width"]), dtype=torch.float32)
-    core.render(out.numpy(), st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], st["threads"])
+    with scene._lock:  # (the core scene holds one state at a time; see Scene._lock)
+        core = scene._sync(st["threads"], state=state)
+        core.render(out.numpy(), st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], st["threads"])
     if not bool(torch.isfinite(out).all()):
         raise FloatingPointError(_NOT_FINITE.format(what="image"))
     return out
@@ -254,14 +255,15 @@ class _Render(torch.autograd.Function):
             return (None, None, None) + (None,) * len(needs)
         lo, hi = st["radiance_slice"]
         d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
-        core = scene._sync(st["threads"], state=state)
         params = _parameters(state)
         vertex_grad, camera_grad = _geometry_needs(state, [t for (t, _), need in zip(params, needs) if need])
-        blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
-                                      st["interior"], st["primary_edges"], st["secondary_edges"][0], st["threads"],
-                                      shape_vertex_grad=vertex_grad, camera_grad=camera_grad,
-                                      secondary_edges_traced=st["secondary_edges"][1],
-                                      secondary_stride=st["secondary_stride"])
+        with scene._lock:
+            core = scene._sync(st["threads"], state=state)
+            blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
+                                          st["interior"], st["primary_edges"], st["secondary_edges"][0],
+                                          st["threads"], shape_vertex_grad=vertex_grad, camera_grad=camera_grad,
+                                          secondary_edges_traced=st["secondary_edges"][1],
+                                          secondary_stride=st["secondary_stride"])
         scene._stats["primary_edge_samples"] = blocks["primary_edge_samples"]
         scene._stats["secondary_edge_draws"] = blocks["secondary_edge_draws"]
         finite_in = bool(torch.isfinite(d_image).all())  # (NaN in, NaN out, as torch's own ops)
@@ -337,13 +339,14 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     block, begin, end = where
     probe = torch.zeros(total, dtype=torch.float32)
     probe[offsets[block] + begin:offsets[block] + end] = direction.detach().reshape(-1)
-    core = scene._sync(num_threads)
-    h, w = scene.camera.resolution
-    ones = torch.ones((h, w, 3), dtype=torch.float32)
-    vertex_grad, camera_grad = _geometry_needs(scene, [tensor])
-    out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
-                               boundary is True or boundary == "primary",
-                               secondary[0], num_threads, probe.numpy(), shape_vertex_grad=vertex_grad,
-                               camera_grad=camera_grad, secondary_edges_traced=secondary[1],
-                               secondary_stride=secondary_stride)
+    with scene._lock:
+        core = scene._sync(num_threads)
+        h, w = scene.camera.resolution
+        ones = torch.ones((h, w, 3), dtype=torch.float32)
+        vertex_grad, camera_grad = _geometry_needs(scene, [tensor])
+        out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
+                                   boundary is True or boundary == "primary",
+                                   secondary[0], num_threads, probe.numpy(), shape_vertex_grad=vertex_grad,
+                                   camera_grad=camera_grad, secondary_edges_traced=secondary[1],
+                                   secondary_stride=secondary_stride)
     return torch.from_numpy(out["probe_image"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -55,6 +56,10 @@ class Scene:
         self.envmap = envmap
         self._validate_references()
         self._core = _core.Scene()
+        # The core scene holds one state at a time and the core runs without the GIL: a call
+        # copies its state in (_sync) and runs under this lock, so that calls on one Scene from
+        # several Python threads take turns instead of changing the state under each other.
+        self._lock = threading.RLock()
         self._topology: Optional[list] = None  # the connectivity the BVH was built for
         self._stats: Dict[str, int] = {"bvh_builds": 0, "bvh_refits": 0}
         self._cache: Dict[str, list] = {}  # what was last copied into the core, per part
@@ -184,25 +189,26 @@ class Scene:
                                  f"{float(length.max()):g}): t is in units of the direction's length and would "
                                  "leave float32's range")
         num_threads = _threads(threads)
-        core = self._sync(num_threads, need_camera=False)
-        t, shape_id, tri_id, uv = core.intersect(_np(o), _np(d), num_threads)
+        with self._lock:
+            core = self._sync(num_threads, need_camera=False)
+            t, shape_id, tri_id, uv = core.intersect(_np(o), _np(d), num_threads)
         return {"t": torch.from_numpy(t), "shape_id": torch.from_numpy(shape_id),
                 "triangle_id": torch.from_numpy(tri_id), "uv": torch.from_numpy(uv)}
 
     def _sample_lights(self, points, u):
         """Area-light sampling as next-event estimation does it (private, for tests)."""
-        core = self._sync(need_camera=False)
         p = v.float_tensor(points, "points", (None, 3))
         uu = v.float_tensor(u, "u", (p.shape[0], 3))
-        dirs, dist, pdf = core.sample_lights(_np(p), _np(uu))
+        with self._lock:
+            dirs, dist, pdf = self._sync(need_camera=False).sample_lights(_np(p), _np(uu))
         return torch.from_numpy(dirs), torch.from_numpy(dist), torch.from_numpy(pdf)
 
     def _pdf_lights(self, points, directions):
         """The solid-angle pdf of _sample_lights for the first hit along each ray (private)."""
-        core = self._sync(need_camera=False)
         p = v.float_tensor(points, "points", (None, 3))
         d = v.float_tensor(directions, "directions", (p.shape[0], 3))
-        return torch.from_numpy(core.pdf_lights(_np(p), _np(d)))
+        with self._lock:
+            return torch.from_numpy(self._sync(need_camera=False).pdf_lights(_np(p), _np(d)))
 
     def __repr__(self) -> str:
         return (f"Scene(camera={self.camera!r}, {len(self.shapes)} shapes, {len(self.materials)} materials, "

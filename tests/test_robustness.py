@@ -270,3 +270,49 @@ def test_rt_num_threads_outside_its_range_is_an_error(value, monkeypatch):
         rt.render(occluder_scene(1.0, H=4, W=4), spp=1)
     monkeypatch.setenv("RT_NUM_THREADS", "2")
     rt.render(occluder_scene(1.0, H=4, W=4), spp=1)
+
+
+def test_calls_on_one_scene_from_several_threads_take_turns():
+    """The core runs without the GIL (so that Ctrl-C works); calls on one Scene from several
+    Python threads must not change its compiled state under each other: each gives what it gives
+    alone (renders with different cameras, a backward, an intersect)."""
+    import threading
+    scene = busy_scene()
+    views = cameras(16, 16)
+    expected = []
+    for cam in views:
+        scene.camera = cam
+        expected.append(rt.render(scene, spp=4, max_bounces=2, seed=1))
+    o, d = torch.zeros(64, 3), torch.tensor([[0.0, -1.0, 0.0]]).repeat(64, 1)
+    o[:, 1] = 1.0
+    o[:, 0] = torch.linspace(-1, 1, 64)
+    hits = scene.intersect(o, d)
+    results, errors = {}, []
+
+    def render(k):
+        try:
+            for _ in range(3):
+                s = rt.Scene(views[k], scene.shapes, scene.materials, scene.area_lights, scene.envmap)
+                s._core, s._lock = scene._core, scene._lock  # one compiled scene shared, as one Scene's
+                s._topology, s._cache = scene._topology, scene._cache
+                results.setdefault(k, []).append(rt.render(s, spp=4, max_bounces=2, seed=1))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    def intersect():
+        try:
+            for _ in range(5):
+                results.setdefault("hits", []).append(scene.intersect(o, d))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    threads = [threading.Thread(target=render, args=(k,)) for k in range(3)] + [threading.Thread(target=intersect)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k in range(3):
+        for img in results[k]:
+            assert torch.equal(img, expected[k])
+    for h in results["hits"]:
+        assert torch.equal(h["t"], hits["t"])
