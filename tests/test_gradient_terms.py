@@ -135,7 +135,8 @@ def test_camera_gradients_of_a_clipped_triangle(camera_type):
     Hodgman clipping in torch) w.r.t. position, look_at, up and fov. Clipping is what gives `up`
     a gradient at all: rolling the camera leaves an unclipped triangle's projected area unchanged.
     With the pixels weighted in stripes of odd columns and rows, each edge sample must also land
-    in its own pixel.
+    in its own pixel. Every component within 0.5% (and 0.25% of the tensor's largest): 256 edge
+    samples per pixel along straight edges of constant jump leave little noise.
 
     Catches: up_sign, look_at_up_blocks_swapped, camera_position_sign, fov_degrees_as_radians,
     primary_edge_weight_halved, primary_pixel_off_by_one."""
@@ -155,7 +156,7 @@ def test_camera_gradients_of_a_clipped_triangle(camera_type):
             got = cam[k].grad.double()
             scale = float(expected.abs().max())
             assert scale > 1.0, f"setup: {k} has a gradient"
-            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0.01, atol=0.005 * scale,
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=0.005, atol=0.0025 * scale,
                                        err_msg=f"{camera_type} camera, {k}, weighted={weighted}")
         if not weighted:
             p = project(CLIP_TRI.double(), *(torch.tensor(CLIP_CAMERA[k], dtype=torch.float64)
@@ -330,7 +331,7 @@ def textured_quad_scene(vertices=FLOOR, uvs=QUAD_UVS, texture=None):
 
 def test_uv_gradient():
     """uvs moved along a random field of u components, then of v components: the interior
-    gradient w.r.t. uvs must match the finite differences (3%).
+    gradient w.r.t. uvs must match the finite differences (1%).
 
     Catches: uv_v_takes_u."""
     gen = torch.Generator().manual_seed(4)
@@ -341,7 +342,7 @@ def test_uv_gradient():
         fd = directional(lambda uv: textured_quad_scene(uvs=uv), QUAD_UVS, d, h=0.005, spp=256, seed=3,
                          max_bounces=1)
         assert abs(fd) > 5, "setup: the texture varies along this axis"
-        assert float((g * d).sum()) == pytest.approx(fd, rel=0.03), f"uv axis {axis}"
+        assert float((g * d).sum()) == pytest.approx(fd, rel=0.01), f"uv axis {axis}"
 
 
 def test_texel_gradient():
@@ -365,7 +366,7 @@ def test_texel_gradient():
 def test_textured_quad_vertex_gradient():
     """A corner of the textured quad moved within its plane (the view holds no edge of it): the
     texture stretches across both triangles, through the hit points' barycentrics. The interior
-    gradient must match the finite differences (2%).
+    gradient must match the finite differences (1%).
 
     Catches: barycentrics_swapped."""
     g = gradient(lambda v: textured_quad_scene(vertices=v), FLOOR, spp=256, seed=5, max_bounces=1, boundary=False)
@@ -374,7 +375,7 @@ def test_textured_quad_vertex_gradient():
         d[k, axis] = 1.0
         fd = directional(lambda v: textured_quad_scene(vertices=v), FLOOR, d, h=0.01, spp=256, seed=3, max_bounces=1)
         assert abs(fd) > 2, f"setup: vertex {k} along {axis} stretches the texture"
-        assert float((g * d).sum()) == pytest.approx(fd, rel=0.02), f"vertex {k} axis {axis}"
+        assert float((g * d).sum()) == pytest.approx(fd, rel=0.01), f"vertex {k} axis {axis}"
 
 
 def sky_scene(values):
@@ -440,17 +441,21 @@ def test_shadow_gradient_of_single_occluder_vertices():
 
 def test_secondary_stride_weight():
     """The shadow terms taken on one path in 16 (weighted by 16) against every path (stride 1),
-    secondary terms only: the means must agree to 2% (their noise over seeds is 0.3% and 0.1%),
-    so a weight of 15 or 17 (6%) fails.
+    secondary terms only, along the three large components of the single-vertex test (signed so
+    that they add): the means must agree to 2% (their noise is 0.35% over six seeds and 0.2% over
+    two), so a weight of 15 or 17 (6%) fails.
 
-    Catches: stride_weight_minus_one, stride_weight_plus_one."""
+    Catches: stride_weight_minus_one, stride_weight_minus_one_above_one, stride_weight_plus_one."""
+    along = torch.zeros(3, 3, dtype=torch.float64)
+    along[0, 0], along[1, 0], along[2, 2] = 1.0, -1.0, -1.0
+
     def mean(stride, seeds):
-        return np.mean([float(gradient(shadow_only_scene, OCCLUDER, spp=256, seed=s, max_bounces=1,
-                                       boundary="secondary", interior=False, secondary_stride=stride)
-                              [[0, 1, 2], [0, 0, 2]].sum()) for s in seeds])
+        return np.mean([float((gradient(shadow_only_scene, OCCLUDER, spp=256, seed=s, max_bounces=1,
+                                        boundary="secondary", interior=False, secondary_stride=stride)
+                               * along).sum()) for s in seeds])
     every = mean(1, (10, 11))
-    assert abs(every) > 20, "setup: the shadow terms carry a gradient"
-    assert mean(16, (12, 13, 14, 15)) == pytest.approx(every, rel=0.02)
+    assert every > 50, "setup: the shadow terms carry a gradient"
+    assert mean(16, range(12, 18)) == pytest.approx(every, rel=0.02)
 
 
 # ---- The shadow-terminator band ---------------------------------------------------------------
