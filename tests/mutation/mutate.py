@@ -149,6 +149,10 @@ MUTATIONS = [
              "int index = (yy * env.width + xx) * 3;", "int index = (xx * env.height + yy) * 3;",
              "the environment map's gradient indexed column-major",
              [T + "test_envmap_gradient_seen_directly"], units=["csrc/core/backward.cpp"]),
+    Mutation("sky_camera_direction_dropped", "csrc/core/backward.cpp",
+             "if (path.n == 0) d_cam_dir += d_dir;", "",
+             "the camera gradient of the environment seen directly (camera rays' directions) dropped",
+             [T + "test_camera_turning_under_the_sky"]),
     Mutation("camera_position_sign", "csrc/core/backward.cpp",
              "add_vec3(acc, layout.camera, 0, d_cam.position);",
              "add_vec3(acc, layout.camera, 0, -d_cam.position);",
@@ -288,8 +292,9 @@ def _run_tests(tests: Sequence[str], timeout: float):
     summary = lines[-1] if lines else r.stderr.strip()[-200:]
     # The first failed assertion, to show by how much a mutation fails.
     errors = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
+    relative = [e for e in errors if e.startswith("Max relative difference")]  # assert_allclose's
     if errors:
-        summary += ": " + " ".join(errors[:3])[:160]
+        summary += ": " + " ".join(errors[:3] + relative[:1])[:200]
     return r.returncode, summary
 
 
