@@ -281,8 +281,8 @@ def _check_values(state: "_SceneState") -> None:
                 raise ValueError(f"Scene.shapes[{i}].indices must have values in [0, {n}), the number of vertices "
                                  f"(got min {lo}, max {hi})")
     for i, m in enumerate(state.materials):
-        for attr, channels, rule in (("diffuse_reflectance", 3, "nonnegative"), ("specular_reflectance", 3, "nonnegative"),
-                                     ("roughness", 1, "positive")):
+        for attr, channels, rule in (("diffuse_reflectance", 3, "nonnegative"),
+                                     ("specular_reflectance", 3, "nonnegative"), ("roughness", 1, "positive")):
             t, name = getattr(m, attr), f"Scene.materials[{i}].{attr}"
             if not (t.dim() == 1 and t.shape[0] == channels or t.dim() == 3 and t.shape[2] == channels
                     and t.shape[0] > 0 and t.shape[1] > 0):

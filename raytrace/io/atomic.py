@@ -22,8 +22,9 @@ __all__ = ["atomic_write"]
 def atomic_write(path: Union[str, os.PathLike]) -> Iterator[Path]:
     """Yields a temporary path beside `path` to write to; on leaving the block without an
     exception, it replaces `path` (keeping an existing file's permissions); on an exception it
-    is removed. A link at `path` is followed (its target is replaced). The temporary name keeps the extension, so writers that pick a format by
-    extension (or append one, like ``numpy.save``) write the right thing."""
+    is removed. A link at `path` is followed (its target is replaced). The temporary name keeps
+    the extension, so writers that pick a format by extension (or append one, like
+    ``numpy.save``) write the right thing."""
     # A symbolic link is written through, as open(path, "w") would: the file it points to is
     # replaced, and the link stays.
     path = Path(os.path.realpath(path))
