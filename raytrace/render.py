@@ -218,9 +218,9 @@ def _geometry_needs(scene, wanted):
 
 def _forward(scene: Scene, st: dict, state=None) -> torch.Tensor:
     h, w = (scene.camera if state is None else state.camera).resolution
-    out = torch.empty((h, w, st["width"]), dtype=torch.float32)
     with scene._lock:  # (the core scene holds one state at a time; see Scene._lock)
-        core = scene._sync(st["threads"], state=state)
+        core = scene._sync(st["threads"], state=state)  # (checks the resolution before the allocation)
+        out = torch.empty((h, w, st["width"]), dtype=torch.float32)
         core.render(out.numpy(), st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], st["threads"])
     if not bool(torch.isfinite(out).all()):
         raise FloatingPointError(_NOT_FINITE.format(what="image"))
