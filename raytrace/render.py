@@ -77,7 +77,11 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         boundary: which boundary (visibility) terms the gradient includes: True (all),
             "primary" (edges seen from the camera), "secondary" (shadows and indirect
             visibility) or False (none: plain autodiff of the shading, which misses the
-            gradient of moving edges).
+            gradient of moving edges). The split follows the formulation (Li et al. 2018):
+            directions are held fixed in solid angle, so the change of the light an area
+            light sends to a point as the point moves (e.g. the camera moving the primary hit
+            points over a lit floor) is a boundary term, the light's own outline seen from the
+            point (secondary); only the full gradient (True, with interior) is the derivative.
         interior: include the interior (shading) terms of the gradient.
 
     Returns:
