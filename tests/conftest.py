@@ -8,6 +8,8 @@ the API contract (pixel (0, 0) top-left, `up` to the top, box-filtered pixels) i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -370,3 +372,20 @@ def chi2_pvalue(observed, expected, min_expected=5.0):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def project(points, position, look_at, up, fov, H, W, orthographic=False):
+    """Continuous pixel coordinates [N, 2] (x right, y down) of world points, in torch
+    (differentiable w.r.t. every argument; independent of the C++ code)."""
+    fwd = look_at - position
+    dist = fwd.norm()
+    fwd = fwd / dist
+    right = torch.linalg.cross(fwd, up)
+    right = right / right.norm()
+    upp = torch.linalg.cross(right, fwd)
+    d = points - position
+    xc, yc, zc = d @ right, d @ upp, d @ fwd
+    tan = torch.tan(fov * math.pi / 360)
+    scale = tan * dist if orthographic else zc * tan
+    sx, sy = xc / scale, yc / (scale * H / W)
+    return torch.stack([(sx + 1) / 2 * W, (1 - sy) / 2 * H], -1)

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 import raytrace as rt
-from conftest import envmap_lookup
+from conftest import envmap_lookup, project
 
 UP = [0.0, 1.0, 0.0]
 
@@ -51,22 +51,6 @@ def gradient(make, value, spp, seed, max_bounces, weights=1.0, **kw):
 
 
 # ---- Camera: a clipped emitting triangle (closed form) ----------------------------------------
-
-def project(points, position, look_at, up, fov, H, W, orthographic):
-    """Continuous pixel coordinates [N, 2] (x right, y down) of world points, differentiable."""
-    fwd = look_at - position
-    dist = fwd.norm()
-    fwd = fwd / dist
-    right = torch.linalg.cross(fwd, up)
-    right = right / right.norm()
-    upp = torch.linalg.cross(right, fwd)
-    d = points - position
-    xc, yc, zc = d @ right, d @ upp, d @ fwd
-    tan = torch.tan(fov * math.pi / 360)
-    scale = tan * dist if orthographic else zc * tan
-    sx, sy = xc / scale, yc / (scale * H / W)
-    return torch.stack([(sx + 1) / 2 * W, (1 - sy) / 2 * H], -1)
-
 
 def clip_polygon(poly, axis, value, keep_above):
     """Sutherland-Hodgman: the part of polygon `poly` (a list of [2] tensors) on one side of the

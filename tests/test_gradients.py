@@ -12,27 +12,10 @@ import pytest
 import torch
 
 import raytrace as rt
+from conftest import project
 
 
 # ---- Reference projection (independent of the C++ code) ------------------------------------
-
-def project(points, position, look_at, up, fov, H, W, orthographic=False):
-    """Continuous pixel coordinates [N, 2] of world points, in torch (differentiable)."""
-    fwd = look_at - position
-    dist = fwd.norm()
-    fwd = fwd / dist
-    right = torch.linalg.cross(fwd, up)
-    right = right / right.norm()
-    upp = torch.linalg.cross(right, fwd)
-    d = points - position
-    xc, yc, zc = d @ right, d @ upp, d @ fwd
-    tan = torch.tan(fov * math.pi / 360)
-    if orthographic:
-        sx, sy = xc / (tan * dist), yc / (tan * dist * H / W)
-    else:
-        sx, sy = xc / (zc * tan), yc / (zc * tan * H / W)
-    return torch.stack([(sx + 1) / 2 * W, (1 - sy) / 2 * H], -1)
-
 
 def shoelace(p):
     x, y = p[:, 0], p[:, 1]
