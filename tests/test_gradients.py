@@ -5,7 +5,6 @@ Tolerances are chosen so that a wrong sign, a factor of two or a missing boundar
 and the `boundary=False` checks show that the edge-sampling terms carry the visibility part.
 """
 import functools
-import math
 
 import numpy as np
 import pytest
