@@ -52,13 +52,22 @@ def float_tensor(value, name: str, shape: Sequence[Optional[int]], *, nonnegativ
     check_device(t, name)
     if t.dtype != torch.float32:
         t = t.to(torch.float32)
-    if t.numel() > 0 and not bool(torch.isfinite(t.detach()).all()):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    if nonnegative and t.numel() > 0 and bool((t.detach() < 0).any()):
-        raise ValueError(f"{name} must be non-negative (got min {float(t.detach().min()):g})")
-    if positive and t.numel() > 0 and bool((t.detach() <= 0).any()):
-        raise ValueError(f"{name} must be positive (got min {float(t.detach().min()):g})")
+    check_values(t, name, nonnegative=nonnegative, positive=positive)
     return t
+
+
+def check_values(t: torch.Tensor, name: str, *, nonnegative: bool = False, positive: bool = False) -> None:
+    """Raises a ValueError naming `name` if the float tensor `t` holds NaN or Inf, or (with
+    `nonnegative` / `positive`) values below or at zero."""
+    d = t.detach()
+    if d.numel() == 0:
+        return
+    if not bool(torch.isfinite(d).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    if nonnegative and bool((d < 0).any()):
+        raise ValueError(f"{name} must be non-negative (got min {float(d.min()):g})")
+    if positive and bool((d <= 0).any()):
+        raise ValueError(f"{name} must be positive (got min {float(d.min()):g})")
 
 
 def index_tensor(value, name: str, num_vertices: int) -> torch.Tensor:

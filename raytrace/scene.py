@@ -255,15 +255,7 @@ def _check_values(state: "_SceneState") -> None:
             return
         if shape is not None:
             v.check_shape(t, name, shape)
-        d = t.detach()
-        if d.numel() == 0:
-            return
-        if not bool(torch.isfinite(d).all()):
-            raise ValueError(f"{name} contains NaN or Inf values")
-        if nonnegative and bool((d < 0).any()):
-            raise ValueError(f"{name} must be non-negative (got min {float(d.min()):g})")
-        if positive and bool((d <= 0).any()):
-            raise ValueError(f"{name} must be positive (got min {float(d.min()):g})")
+        v.check_values(t, name, nonnegative=nonnegative, positive=positive)
     c = state.camera
     if c is not None:
         for attr, shape in (("position", (3,)), ("look_at", (3,)), ("up", (3,)), ("fov", ())):
