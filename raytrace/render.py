@@ -102,14 +102,8 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     if len(channels) > limits.MAX_CHANNELS:
         raise ValueError(f"channels: at most {limits.MAX_CHANNELS} channels per call (got {len(channels)})")
     num_threads = _threads(threads)
-    if scene.camera is None:
-        raise ValueError("scene.camera is None: a camera is needed to render")
-    edge_spp = _edge_spp(edge_spp, spp, scene)
-    boundary = _boundary(boundary)
-    interior = v.boolean(interior, "interior")
-    secondary = _secondary_counts(secondary_spp, boundary)
-    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1,
-                                 maximum=limits.MAX_SECONDARY_STRIDE)
+    edge_spp, primary, secondary, secondary_stride, interior = _sampling(
+        scene, spp, edge_spp, secondary_spp, secondary_stride, boundary, interior)
     radiance_slice = None
     width = 0
     for c in channels:
@@ -119,9 +113,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     settings = {
         "spp": spp, "max_bounces": max_bounces, "seed": seed, "threads": num_threads,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
-        "edge_spp": edge_spp, "interior": interior,
-        "primary_edges": boundary is True or boundary == "primary",
-        "secondary_edges": secondary, "secondary_stride": secondary_stride,
+        "edge_spp": edge_spp, "interior": interior, "primary_edges": primary, "secondary_edges": secondary, "secondary_stride": secondary_stride,
     }
     state = scene._state()
     params = _parameters(state)
@@ -129,7 +121,7 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         if max_bounces > _MAX_GRAD_BOUNCES:
             raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} when gradients are needed "
                              f"(got {max_bounces})")
-        if settings["primary_edges"]:
+        if primary:
             limits.check_edge_samples(edge_spp, *scene.camera.resolution)
         return _Render.apply(scene, settings, state, *[t for t, _ in params])
     return _forward(scene, settings, state)
@@ -174,6 +166,21 @@ def _boundary(boundary):
     except TypeError:
         raise TypeError(f"boundary must be True, False, 'primary' or 'secondary' "
                         f"(got {type(boundary).__name__} {boundary!r})") from None
+
+
+def _sampling(scene, spp, edge_spp, secondary_spp, secondary_stride, boundary, interior):
+    """The arguments of render and gradient_image that say what the reverse pass samples,
+    checked: (edge_spp, whether primary edges are sampled, the secondary-edge counts
+    (_secondary_counts), secondary_stride, interior)."""
+    if scene.camera is None:
+        raise ValueError("scene.camera is None: a camera is needed to render")
+    edge_spp = _edge_spp(edge_spp, spp, scene)
+    boundary = _boundary(boundary)
+    interior = v.boolean(interior, "interior")
+    secondary = _secondary_counts(secondary_spp, boundary)
+    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1,
+                                 maximum=limits.MAX_SECONDARY_STRIDE)
+    return edge_spp, boundary is True or boundary == "primary", secondary, secondary_stride, interior
 
 
 def _counts(spp, max_bounces, seed):
@@ -318,16 +325,10 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     spp, max_bounces, seed = _counts(spp, max_bounces, seed)
     if max_bounces > _MAX_GRAD_BOUNCES:
         raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} for gradients (got {max_bounces})")
-    if scene.camera is None:
-        raise ValueError("scene.camera is None: a camera is needed to render")
-    edge_spp = _edge_spp(edge_spp, spp, scene)
-    boundary = _boundary(boundary)
-    interior = v.boolean(interior, "interior")
-    if boundary is True or boundary == "primary":
+    edge_spp, primary, secondary, secondary_stride, interior = _sampling(
+        scene, spp, edge_spp, secondary_spp, secondary_stride, boundary, interior)
+    if primary:
         limits.check_edge_samples(edge_spp, *scene.camera.resolution)
-    secondary = _secondary_counts(secondary_spp, boundary)
-    secondary_stride = v.integer(secondary_stride, "secondary_stride", minimum=1,
-                                 maximum=limits.MAX_SECONDARY_STRIDE)
     num_threads = _threads(threads)
     # Offsets of the core's gradient blocks (csrc/core/grad.h, GradLayout).
     n_vertices = sum(s.num_vertices for s in scene.shapes)
@@ -348,8 +349,7 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
         h, w = scene.camera.resolution
         ones = torch.ones((h, w, 3), dtype=torch.float32)
         vertex_grad, camera_grad = _geometry_needs(scene, [tensor])
-        out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior,
-                                   boundary is True or boundary == "primary",
+        out = core.render_backward(ones.numpy(), spp, max_bounces, seed, edge_spp, interior, primary,
                                    secondary[0], num_threads, probe.numpy(), shape_vertex_grad=vertex_grad,
                                    camera_grad=camera_grad, secondary_edges_traced=secondary[1],
                                    secondary_stride=secondary_stride)
