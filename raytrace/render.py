@@ -227,8 +227,9 @@ def _geometry_needs(scene, wanted):
     return vertex_grad, camera_grad
 
 
-def _forward(scene: Scene, st: dict, state=None) -> torch.Tensor:
-    h, w = (scene.camera if state is None else state.camera).resolution
+def _forward(scene: Scene, st: dict, state) -> torch.Tensor:
+    """Renders `state` (a Scene._state() of `scene`) with the settings `st`."""
+    h, w = state.camera.resolution
     with scene._lock:  # (the core scene holds one state at a time; see Scene._lock)
         core = scene._sync(st["threads"], state=state)  # (checks the resolution before the allocation)
         out = torch.empty((h, w, st["width"]), dtype=torch.float32)
