@@ -291,12 +291,11 @@ def _check_extent(state: "_SceneState") -> None:
     """Raises when the scene lies outside the range of scales the core computes exactly."""
     lo = hi = None
     for i, s in enumerate(state.shapes):
-        v = s.vertices.detach()
-        big = float(v.abs().max())
+        vmin, vmax = s.vertices.detach().aminmax(dim=0)
+        big = max(-float(vmin.min()), float(vmax.max()))
         if big > MAX_COORDINATE:
             raise ValueError(f"Scene.shapes[{i}].vertices has a coordinate of magnitude {big:g}: coordinates up to "
                              f"{MAX_COORDINATE:g} are supported (scale the scene down: images do not change)")
-        vmin, vmax = v.amin(0), v.amax(0)
         lo = vmin if lo is None else torch.minimum(lo, vmin)
         hi = vmax if hi is None else torch.maximum(hi, vmax)
     c = state.camera
