@@ -84,18 +84,22 @@ class Scene:
     def _state(self) -> "_SceneState":
         """What a render reads, as of now: the camera, shapes, materials and lights as shallow
         copies (the same tensors; assigning a new tensor to the live object later does not
-        change the state) for the reverse pass to use exactly what the forward pass saw."""
+        change the state) for the reverse pass to use exactly what the forward pass saw. Its
+        values are checked here, once (the reverse pass's saved tensors cannot change after)."""
         self._validate_references()
         for i, s in enumerate(self.shapes):
             if not isinstance(s, Shape):
                 raise TypeError(f"Scene.shapes[{i}] must be a raytrace.Shape (got {type(s).__name__})")
-        return _SceneState(copy.copy(self.camera), [copy.copy(s) for s in self.shapes],
-                           [copy.copy(m) for m in self.materials], [copy.copy(l) for l in self.area_lights],
-                           copy.copy(self.envmap))
+        state = _SceneState(copy.copy(self.camera), [copy.copy(s) for s in self.shapes],
+                            [copy.copy(m) for m in self.materials], [copy.copy(l) for l in self.area_lights],
+                            copy.copy(self.envmap))
+        _check_values(state)
+        _check_extent(state)
+        return state
 
     def _sync(self, threads: int = 0, need_camera: bool = True, state: Optional["_SceneState"] = None) -> "_core.Scene":
-        """Copies the current tensors (or those of `state`, a _state() taken earlier) into the
-        core scene; rebuilds or refits the BVH."""
+        """Copies the current tensors (or those of `state`, a _state() taken, and checked, earlier)
+        into the core scene; rebuilds or refits the BVH."""
         if state is None:
             state = self._state()
         shapes = []
@@ -107,8 +111,6 @@ class Scene:
                            None if s.normals is None else _np(s.normals.to(torch.float32)),
                            s.material_id))
             topology.append((s.num_vertices, idx))
-        _check_values(state)
-        _check_extent(state)
         rebuild = self._topology is None or len(topology) != len(self._topology) or any(
             a[0] != b[0] or a[1].shape != b[1].shape or not np.array_equal(a[1], b[1])
             for a, b in zip(topology, self._topology))
