@@ -41,12 +41,10 @@ using IntArray = py::array_t<int32_t, py::array::c_style>;
 
 [[noreturn]] void fail(const std::string& msg) { throw py::value_error(msg); }
 
-// A count from Python, checked against its bound (ValueError naming it) before it is narrowed.
+// A count from Python, checked against its bound before it is narrowed (check_count's
+// std::invalid_argument reaches Python as a ValueError naming it).
 int count(int64_t value, int64_t lo, int64_t hi, const char* name) {
-    if (value < lo || value > hi) {
-        fail(std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] (got " +
-             std::to_string(value) + ")");
-    }
+    check_count(value, lo, hi, name);
     return int(value);
 }
 
