@@ -30,6 +30,9 @@
 #include "core/parallel.h"
 #include "core/path_tracer.h"
 #include "core/scene.h"
+#ifdef RT_WITH_CUDA
+#include "cuda/backend.h"
+#endif
 
 namespace py = pybind11;
 using namespace rt;
@@ -130,6 +133,52 @@ void check_finite(const float* p, size_t n, const char* name) {
         if (!std::isfinite(p[i])) fail(std::string(name) + " contains NaN or Inf");
     }
 }
+
+#ifdef RT_WITH_CUDA
+// A C-contiguous array in GPU memory, read from an object's __cuda_array_interface__ (a torch CUDA
+// tensor has one): the pointer, the shape and the GPU it lies on.
+struct DeviceArray {
+    void* ptr;
+    std::vector<int64_t> shape;
+    int device;
+};
+
+DeviceArray device_array(const py::handle& obj, const char* name, const char* typestr, std::vector<int64_t> shape,
+                         bool writeable) {
+    std::string n(name);
+    if (!py::hasattr(obj, "__cuda_array_interface__")) fail(n + " must be a CUDA array (a torch tensor on a GPU)");
+    py::dict cai = obj.attr("__cuda_array_interface__");
+    if (cai["typestr"].cast<std::string>() != typestr) fail(n + " must have dtype " + typestr);
+    py::tuple sh = cai["shape"];
+    if (sh.size() != shape.size()) fail(n + " has the wrong number of dimensions");
+    DeviceArray a;
+    int64_t elements = 1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+        int64_t extent = sh[i].cast<int64_t>();
+        if (shape[i] >= 0 && extent != shape[i]) fail(n + " has the wrong shape");
+        a.shape.push_back(extent);
+        elements *= extent;
+    }
+    if (cai.contains("strides") && !cai["strides"].is_none()) {
+        // C-contiguous strides given explicitly are fine; anything else is not.
+        py::tuple st = cai["strides"];
+        int64_t expect = std::string(typestr) == "<i8" ? 8 : 4;
+        for (size_t i = shape.size(); i-- > 0;) {
+            if (a.shape[i] > 1 && st[i].cast<int64_t>() != expect) fail(n + " must be C-contiguous");
+            expect *= a.shape[i];
+        }
+    }
+    py::tuple data = cai["data"];
+    a.ptr = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
+    if (writeable && data[1].cast<bool>()) fail(n + " must be writeable");
+    a.device = -1;
+    if (elements > 0) {
+        a.device = cuda::pointer_device(a.ptr);
+        if (a.device < 0) fail(n + " does not point into GPU memory");
+    }
+    return a;
+}
+#endif
 
 Vec3 as_vec3(const py::handle& obj, const char* name) {
     FloatArray a = as_floats(obj, name, {3});
@@ -290,8 +339,9 @@ public:
         }
     }
 
-    void render(const py::handle& out, int64_t spp, int64_t max_bounces, uint64_t seed,
-                const std::vector<int>& channels, int64_t threads) {
+    // render()'s arguments, checked, and the floats per pixel of its output.
+    RenderParams render_params(int64_t spp, int64_t max_bounces, uint64_t seed, const std::vector<int>& channels,
+                               int64_t threads, int* width) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
         if (channels.empty() || channels.size() > size_t(kMaxChannels)) fail("between 1 and 8 channels");
@@ -301,21 +351,69 @@ public:
         p.max_bounces = count(max_bounces, 0, kMaxBounces, "max_bounces");
         p.seed = seed;
         p.num_channels = int(channels.size());
-        int width = 0;
+        *width = 0;
         for (size_t i = 0; i < channels.size(); ++i) {
             if (channels[i] < 0 || channels[i] > kChannelShapeId) fail("unknown channel");
             p.channels[i] = channels[i];
-            width += channel_width(channels[i]);
+            *width += channel_width(channels[i]);
         }
         p.num_threads = count(threads, 0, kMaxThreads, "threads");
+        check_render_params(data_.view().camera, p);
+        return p;
+    }
+
+    void render(const py::handle& out, int64_t spp, int64_t max_bounces, uint64_t seed,
+                const std::vector<int>& channels, int64_t threads) {
+        int width;
+        RenderParams p = render_params(spp, max_bounces, seed, channels, threads, &width);
         const CameraParams& c = data_.camera_params();
         FloatArray o = as_floats(out, "out", {c.height, c.width, width});
         if (!o.writeable()) fail("out must be writeable");
         float* dst = o.mutable_data();
         SceneView view = data_.view();
-        check_render_params(view.camera, p);
         run_interruptible([&] { rt::render(view, p, dst); });
     }
+
+#ifdef RT_WITH_CUDA
+    // render() on the GPU that holds `out` (a CUDA tensor, [H, W, width] float32), on `stream`.
+    void render_cuda(const py::handle& out, int64_t spp, int64_t max_bounces, uint64_t seed,
+                     const std::vector<int>& channels, uintptr_t stream) {
+        int width;
+        RenderParams p = render_params(spp, max_bounces, seed, channels, 0, &width);
+        const CameraParams& c = data_.camera_params();
+        DeviceArray o = device_array(out, "out", "<f4", {c.height, c.width, width}, true);
+        if (!device_) device_.reset(new cuda::DeviceScene);
+        run_interruptible([&] { device_->render(data_, p, static_cast<float*>(o.ptr), o.device, stream); });
+    }
+
+    // intersect() on the GPU that holds the rays; the outputs are CUDA tensors of intersect()'s
+    // shapes and dtypes on the same GPU.
+    void intersect_cuda(const py::handle& origins, const py::handle& directions, const py::handle& t,
+                        const py::handle& shape_id, const py::handle& tri_id, const py::handle& uv, uintptr_t stream) {
+        require_shapes();
+        DeviceArray o = device_array(origins, "origins", "<f4", {-1, 3}, false);
+        int64_t n = o.shape[0];
+        count(n, 0, kMaxRays, "the number of rays");
+        std::vector<DeviceArray> a = {o, device_array(directions, "directions", "<f4", {n, 3}, false),
+                                      device_array(t, "t", "<f4", {n}, true),
+                                      device_array(shape_id, "shape_id", "<i8", {n}, true),
+                                      device_array(tri_id, "triangle_id", "<i8", {n}, true),
+                                      device_array(uv, "uv", "<f4", {n, 2}, true)};
+        for (const DeviceArray& x : a) {
+            if (n > 0 && x.device != o.device) fail("intersect: every array must be on the GPU of origins");
+        }
+        if (n == 0) return;
+        if (!device_) device_.reset(new cuda::DeviceScene);
+        run_interruptible([&] {
+            device_->intersect(data_, static_cast<const float*>(a[0].ptr), static_cast<const float*>(a[1].ptr), n,
+                               static_cast<float*>(a[2].ptr), static_cast<int64_t*>(a[3].ptr),
+                               static_cast<int64_t*>(a[4].ptr), static_cast<float*>(a[5].ptr), o.device, stream);
+        });
+    }
+
+    // Bytes of GPU memory the scene's device copy holds (0 before its first GPU call).
+    int64_t device_bytes() const { return device_ ? int64_t(device_->bytes()) : 0; }
+#endif
 
     py::tuple intersect(const py::handle& origins, const py::handle& directions, int64_t threads) {
         require_shapes();
@@ -509,6 +607,9 @@ private:
     std::vector<Edge> edges_;  // rebuilt with the BVH, when connectivity changes
     int num_materials_ = 0;
     bool shapes_ready_ = true;  // false while a rebuild is running or after one was interrupted
+#ifdef RT_WITH_CUDA
+    std::unique_ptr<cuda::DeviceScene> device_;  // the device copy (made at the first GPU call)
+#endif
 };
 
 }  // namespace
@@ -516,6 +617,16 @@ private:
 PYBIND11_MODULE(_core, m) {
     m.doc() = "raytrace's compiled core (private: use the raytrace package)";
     m.def("default_num_threads", &default_num_threads);
+    // The CUDA backend (docs/cuda.md): whether this build has it, the GPUs the driver reports,
+    // and each one's name.
+#ifdef RT_WITH_CUDA
+    m.attr("has_cuda") = true;
+    m.def("cuda_device_count", &cuda::device_count);
+    m.def("cuda_device_name", &cuda::device_name);
+#else
+    m.attr("has_cuda") = false;
+    m.def("cuda_device_count", [] { return 0; });
+#endif
     // Worker threads the pool keeps alive now (for the tests).
     m.def("pool_workers", [] { return ThreadPool::instance().num_workers(); });
     // For the tests: a parallel region whose kernel throws at index `at` (of n, on `threads`
@@ -564,6 +675,12 @@ PYBIND11_MODULE(_core, m) {
         .def("render", &CoreScene::render, py::arg("out"), py::arg("spp"), py::arg("max_bounces"), py::arg("seed"),
              py::arg("channels"), py::arg("num_threads"))
         .def("intersect", &CoreScene::intersect)
+#ifdef RT_WITH_CUDA
+        .def("render_cuda", &CoreScene::render_cuda, py::arg("out"), py::arg("spp"), py::arg("max_bounces"),
+             py::arg("seed"), py::arg("channels"), py::arg("stream"))
+        .def("intersect_cuda", &CoreScene::intersect_cuda)
+        .def("device_bytes", &CoreScene::device_bytes)
+#endif
         .def("sample_lights", &CoreScene::sample_lights)
         .def("pdf_lights", &CoreScene::pdf_lights)
         .def("num_bvh_nodes", &CoreScene::num_bvh_nodes)

@@ -11,18 +11,19 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
 
-def to_tensor(value, name: str, floating: bool = False) -> torch.Tensor:
+def to_tensor(value, name: str, floating: bool = False, device: Optional[torch.device] = None) -> torch.Tensor:
     """``torch.as_tensor`` that turns failures into a TypeError naming the argument.
 
     With ``floating``, numbers given as Python or numpy integers (``[0, 1, 0]``, ``45``) become
-    float32; integer *tensors* are left alone, for the caller to reject.
+    float32; integer *tensors* are left alone, for the caller to reject. Values that are not
+    tensors are made on `device` (default: the CPU).
     """
     if isinstance(value, torch.Tensor):
         return value
     if value is None or isinstance(value, (str, bytes, dict, set)):
         raise TypeError(f"{name} must be a tensor or array-like of numbers (got {type(value).__name__})")
     try:
-        t = torch.as_tensor(value)
+        t = torch.as_tensor(value, device=device)
     except (TypeError, ValueError, RuntimeError) as e:
         raise TypeError(f"{name} must be a tensor or array-like of numbers ({e})") from None
     if floating and t.dtype in _INT_DTYPES:
@@ -31,21 +32,41 @@ def to_tensor(value, name: str, floating: bool = False) -> torch.Tensor:
 
 
 def check_device(t: torch.Tensor, name: str) -> None:
-    if t.device.type != "cpu":
-        raise ValueError(
-            f"{name} is on device '{t.device}': only CPU tensors are supported for now "
-            "(the CUDA backend is not built yet)"
-        )
+    """Tensors may live on the CPU, or on a GPU when raytrace was built with its CUDA backend."""
+    check_device_type(t.device, f"{name} is on device '{t.device}'")
+
+
+def check_device_type(device: torch.device, what: str) -> None:
+    """`what` names the argument or tensor in the message ("x is on device 'cuda:0'")."""
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        from . import _core
+        if not _core.has_cuda:
+            raise ValueError(f"{what}, but this build of raytrace has no CUDA backend: rebuild it with "
+                             "RT_CUDA=1 pip install -e . (docs/cuda.md), or use CPU tensors")
+        return
+    raise ValueError(f"{what}: raytrace renders on the CPU or on CUDA GPUs")
+
+
+def device_of(*values) -> Optional[torch.device]:
+    """The device of the first tensor among `values` (None when none is a tensor): where a
+    constructor puts the values it makes itself (defaults, numbers), beside the tensors given."""
+    for x in values:
+        if isinstance(x, torch.Tensor):
+            return x.device
+    return None
 
 
 def float_tensor(value, name: str, shape: Sequence[Optional[int]], *, nonnegative: bool = False,
-                 positive: bool = False) -> torch.Tensor:
-    """A float32 tensor of the given shape (None: any extent), finite, on the CPU.
+                 positive: bool = False, device: Optional[torch.device] = None) -> torch.Tensor:
+    """A float32 tensor of the given shape (None: any extent), finite, on the CPU or a GPU
+    (values that are not tensors are made on `device`, default the CPU).
 
     Floating inputs of other precisions are cast (differentiably); integer or bool inputs are
     a TypeError, a wrong shape or non-finite values a ValueError.
     """
-    t = to_tensor(value, name, floating=True)
+    t = to_tensor(value, name, floating=True, device=device)
     if t.dtype not in _FLOAT_DTYPES:
         raise TypeError(f"{name} must be a floating-point tensor (got dtype {t.dtype})")
     check_shape(t, name, shape)
@@ -70,9 +91,10 @@ def check_values(t: torch.Tensor, name: str, *, nonnegative: bool = False, posit
         raise ValueError(f"{name} must be positive (got min {float(d.min()):g})")
 
 
-def index_tensor(value, name: str, num_vertices: int) -> torch.Tensor:
-    """An integer [M, 3] tensor with every value in [0, num_vertices)."""
-    t = to_tensor(value, name)
+def index_tensor(value, name: str, num_vertices: int, device: Optional[torch.device] = None) -> torch.Tensor:
+    """An integer [M, 3] tensor with every value in [0, num_vertices) (made on `device` when
+    `value` is not a tensor)."""
+    t = to_tensor(value, name, device=device)
     if t.dtype not in _INT_DTYPES or t.dtype == torch.bool:
         raise TypeError(f"{name} must be an integer tensor (int32 or int64), got dtype {t.dtype}")
     check_shape(t, name, (None, 3))
@@ -132,9 +154,10 @@ def boolean(value, name: str) -> bool:
     raise TypeError(f"{name} must be a bool (got {type(value).__name__} {value!r})")
 
 
-def texture(value, name: str, channels: int, *, nonnegative: bool = False, positive: bool = False) -> torch.Tensor:
+def texture(value, name: str, channels: int, *, nonnegative: bool = False, positive: bool = False,
+            device: Optional[torch.device] = None) -> torch.Tensor:
     """A constant ([channels], or a scalar when channels == 1) or a texture [h, w, channels]."""
-    t = to_tensor(value, name, floating=True)
+    t = to_tensor(value, name, floating=True, device=device)
     if t.dim() == 0 and channels == 1:
         t = t.reshape(1)
     if t.dim() == 1:

@@ -32,10 +32,11 @@ class Camera:
     def __init__(self, position, look_at, up, fov=45.0, resolution: Tuple[int, int] = (256, 256),
                  camera_type: str = "perspective"):
         v.check_same_device([("position", position), ("look_at", look_at), ("up", up), ("fov", fov)])
-        self.position = v.float_tensor(position, "Camera.position", (3,))
-        self.look_at = v.float_tensor(look_at, "Camera.look_at", (3,))
-        self.up = v.float_tensor(up, "Camera.up", (3,))
-        fov_t = v.to_tensor(fov, "Camera.fov", floating=True)
+        device = v.device_of(position, look_at, up, fov)  # (numbers given join the tensors given)
+        self.position = v.float_tensor(position, "Camera.position", (3,), device=device)
+        self.look_at = v.float_tensor(look_at, "Camera.look_at", (3,), device=device)
+        self.up = v.float_tensor(up, "Camera.up", (3,), device=device)
+        fov_t = v.to_tensor(fov, "Camera.fov", floating=True, device=device)
         if fov_t.numel() != 1:
             raise ValueError(f"Camera.fov must be a scalar (got shape {list(fov_t.shape)})")
         self.fov = v.float_tensor(fov_t.reshape(()), "Camera.fov", ())

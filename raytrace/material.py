@@ -25,15 +25,16 @@ class Material:
     def __init__(self, diffuse_reflectance, specular_reflectance=None, roughness=None, two_sided: bool = False):
         v.check_same_device([("diffuse_reflectance", diffuse_reflectance),
                              ("specular_reflectance", specular_reflectance), ("roughness", roughness)])
+        device = v.device_of(diffuse_reflectance, specular_reflectance, roughness)
         self.diffuse_reflectance = v.texture(diffuse_reflectance, "Material.diffuse_reflectance", 3,
-                                             nonnegative=True)
+                                             nonnegative=True, device=device)
         if specular_reflectance is None:
-            specular_reflectance = torch.zeros(3)
+            specular_reflectance = torch.zeros(3, device=device)
         self.specular_reflectance = v.texture(specular_reflectance, "Material.specular_reflectance", 3,
-                                              nonnegative=True)
+                                              nonnegative=True, device=device)
         if roughness is None:
-            roughness = torch.tensor([0.5])
-        self.roughness = v.texture(roughness, "Material.roughness", 1, positive=True)
+            roughness = torch.tensor([0.5], device=device)
+        self.roughness = v.texture(roughness, "Material.roughness", 1, positive=True, device=device)
         self.two_sided = v.boolean(two_sided, "Material.two_sided")
 
     def __repr__(self) -> str:

@@ -1,6 +1,7 @@
 """render(): the differentiable renderer."""
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -230,13 +231,34 @@ def _geometry_needs(scene, wanted):
 def _forward(scene: Scene, st: dict, state) -> torch.Tensor:
     """Renders `state` (a Scene._state() of `scene`) with the settings `st`."""
     h, w = state.camera.resolution
+    device = state.device()
     with scene._lock:  # (the core scene holds one state at a time; see Scene._lock)
         core = scene._sync(st["threads"], state=state)  # (checks the resolution before the allocation)
-        out = torch.empty((h, w, st["width"]), dtype=torch.float32)
-        core.render(out.numpy(), st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], st["threads"])
+        out = torch.empty((h, w, st["width"]), dtype=torch.float32, device=device)
+        if device.type == "cuda":
+            core.render_cuda(out, st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], _stream(device))
+        else:
+            core.render(out.numpy(), st["spp"], st["max_bounces"], st["seed"], st["channel_ids"], st["threads"])
     if not bool(torch.isfinite(out).all()):
         raise FloatingPointError(_NOT_FINITE.format(what="image"))
     return out
+
+
+def _stream(device: torch.device) -> int:
+    """The handle of torch's current CUDA stream on `device`: the GPU backend works in its order."""
+    return torch.cuda.current_stream(device).cuda_stream
+
+
+def _warn_cpu_backward() -> None:
+    global _WARNED_CPU_BACKWARD
+    if not _WARNED_CPU_BACKWARD:
+        _WARNED_CPU_BACKWARD = True
+        warnings.warn("raytrace: the reverse pass of a scene on a GPU runs on the CPU for now (its GPU kernels are "
+                      "not built yet: docs/cuda.md); the gradients are the same and are returned on the GPU",
+                      RuntimeWarning, stacklevel=3)
+
+
+_WARNED_CPU_BACKWARD = False
 
 
 class _Render(torch.autograd.Function):
@@ -266,7 +288,10 @@ class _Render(torch.autograd.Function):
         if st["radiance_slice"] is None or not any(needs):
             return (None, None, None) + (None,) * len(needs)
         lo, hi = st["radiance_slice"]
-        d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
+        device = state.device()
+        if device.type == "cuda":
+            _warn_cpu_backward()
+        d_image = d_out[..., lo:hi].detach().to(torch.float32).cpu().contiguous()
         params = _parameters(state)
         vertex_grad, camera_grad = _geometry_needs(state, [t for (t, _), need in zip(params, needs) if need])
         with scene._lock:
@@ -284,7 +309,7 @@ class _Render(torch.autograd.Function):
                 raise FloatingPointError(_NOT_FINITE.format(what=f"gradient ({block})"))
         grads = []
         for (_, (block, begin, end)), shape, need in zip(params, ctx.shapes, needs):
-            grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape) if need else None)
+            grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape).to(device) if need else None)
         return (None, None, None) + tuple(grads)
 
 
@@ -344,7 +369,10 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
         total += sizes[block]
     block, begin, end = where
     probe = torch.zeros(total, dtype=torch.float32)
-    probe[offsets[block] + begin:offsets[block] + end] = direction.detach().reshape(-1)
+    probe[offsets[block] + begin:offsets[block] + end] = direction.detach().reshape(-1).cpu()
+    device = tensor.device
+    if device.type == "cuda":
+        _warn_cpu_backward()
     with scene._lock:
         core = scene._sync(num_threads)
         h, w = scene.camera.resolution
@@ -354,4 +382,4 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
                                    secondary[0], num_threads, probe.numpy(), shape_vertex_grad=vertex_grad,
                                    camera_grad=camera_grad, secondary_edges_traced=secondary[1],
                                    secondary_stride=secondary_stride)
-    return torch.from_numpy(out["probe_image"])
+    return torch.from_numpy(out["probe_image"]).to(device)

@@ -19,8 +19,9 @@ from .shape import Shape
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    """A float32/int32 C-contiguous numpy view (zero-copy when the tensor already is one)."""
-    return t.detach().contiguous().numpy()
+    """A float32/int32 C-contiguous numpy view (zero-copy when the tensor already is one on the
+    CPU; a GPU tensor is copied to the host: the core builds the BVH and the light tables there)."""
+    return t.detach().cpu().contiguous().numpy()
 
 
 def _constant_or_texture(t: torch.Tensor, channels: int) -> np.ndarray:
@@ -93,9 +94,34 @@ class Scene:
         state = _SceneState(copy.copy(self.camera), [copy.copy(s) for s in self.shapes],
                             [copy.copy(m) for m in self.materials], [copy.copy(l) for l in self.area_lights],
                             copy.copy(self.envmap))
+        state.device()  # (raises when the scene's tensors are on several devices)
         _check_values(state)
         _check_extent(state)
         return state
+
+    def to(self, device) -> "Scene":
+        """A copy of the scene whose tensors are on `device` ("cuda", "cuda:1", "cpu"): the
+        camera, shapes, materials, lights and environment map are copied shallowly and each
+        tensor is moved with ``Tensor.to``, so gradients flow back to the tensors of this
+        scene. Rendering a scene on a GPU needs raytrace's CUDA backend (docs/cuda.md)."""
+        device = torch.device(device)
+        v.check_device_type(device, f"Scene.to: the device is '{device}'")
+
+        def moved(obj, attrs):
+            if obj is None:
+                return None
+            out = copy.copy(obj)
+            for a in attrs:
+                t = getattr(obj, a)
+                if t is not None:
+                    setattr(out, a, t.to(device))
+            return out
+        scene = Scene(moved(self.camera, ("position", "look_at", "up", "fov")),
+                      [moved(s, ("vertices", "indices", "uvs", "normals")) for s in self.shapes],
+                      [moved(m, ("diffuse_reflectance", "specular_reflectance", "roughness")) for m in self.materials],
+                      [moved(l, ("intensity",)) for l in self.area_lights],
+                      moved(self.envmap, ("values",)))
+        return scene
 
     def _sync(self, threads: int = 0, need_camera: bool = True, state: Optional["_SceneState"] = None) -> "_core.Scene":
         """Copies the current tensors (or those of `state`, a _state() taken, and checked, earlier)
@@ -192,7 +218,19 @@ class Scene:
                                  "leave float32's range")
         num_threads = _threads(threads)
         with self._lock:
-            core = self._sync(num_threads, need_camera=False)
+            state = self._state()
+            if state.device() != o.device and state.shapes:
+                raise ValueError(f"origins are on {o.device} but the scene's tensors are on {state.device()}: "
+                                 "rays and scene must be on one device")
+            core = self._sync(num_threads, need_camera=False, state=state)
+            if o.device.type == "cuda":
+                n = o.shape[0]
+                out = {"t": torch.empty(n, device=o.device), "shape_id": torch.empty(n, dtype=torch.int64, device=o.device),
+                       "triangle_id": torch.empty(n, dtype=torch.int64, device=o.device),
+                       "uv": torch.empty((n, 2), device=o.device)}
+                core.intersect_cuda(o.detach().contiguous(), d.detach().contiguous(), out["t"], out["shape_id"],
+                                    out["triangle_id"], out["uv"], torch.cuda.current_stream(o.device).cuda_stream)
+                return out
             t, shape_id, tri_id, uv = core.intersect(_np(o), _np(d), num_threads)
         return {"t": torch.from_numpy(t), "shape_id": torch.from_numpy(shape_id),
                 "triangle_id": torch.from_numpy(tri_id), "uv": torch.from_numpy(uv)}
@@ -225,20 +263,38 @@ class _SceneState(NamedTuple):
     area_lights: List[AreaLight]
     envmap: Optional[EnvironmentMap]
 
-    def tensors(self) -> List[torch.Tensor]:
-        """Every tensor the core reads from this state (for autograd's version checks)."""
+    def device(self) -> torch.device:
+        """Where the scene's tensors are (the CPU for a scene without any); raises a ValueError
+        naming them when they are on several devices."""
+        found = {}
+        for name, t in self.named_tensors():
+            found.setdefault(t.device, name)
+        if len(found) > 1:
+            where = ", ".join(f"{name} on {dev}" for dev, name in found.items())
+            raise ValueError(f"the scene's tensors must be on one device (found {where}): create them there, or "
+                             "move the whole scene with scene.to(device)")
+        return next(iter(found), torch.device("cpu"))
+
+    def named_tensors(self) -> List[tuple]:
+        """(name, tensor) for every tensor the core reads, as tensors() lists them."""
         out = []
         c = self.camera
         if c is not None:
-            out += [c.position, c.look_at, c.up, c.fov]
-        for s in self.shapes:
-            out += [t for t in (s.vertices, s.indices, s.uvs, s.normals) if t is not None]
-        for m in self.materials:
-            out += [m.diffuse_reflectance, m.specular_reflectance, m.roughness]
-        out += [l.intensity for l in self.area_lights]
+            out += [(f"Scene.camera.{a}", getattr(c, a)) for a in ("position", "look_at", "up", "fov")]
+        for i, s in enumerate(self.shapes):
+            out += [(f"Scene.shapes[{i}].{a}", getattr(s, a)) for a in ("vertices", "indices", "uvs", "normals")
+                    if getattr(s, a) is not None]
+        for i, m in enumerate(self.materials):
+            out += [(f"Scene.materials[{i}].{a}", getattr(m, a))
+                    for a in ("diffuse_reflectance", "specular_reflectance", "roughness")]
+        out += [(f"Scene.area_lights[{i}].intensity", l.intensity) for i, l in enumerate(self.area_lights)]
         if self.envmap is not None:
-            out.append(self.envmap.values)
+            out.append(("Scene.envmap.values", self.envmap.values))
         return out
+
+    def tensors(self) -> List[torch.Tensor]:
+        """Every tensor the core reads from this state (for autograd's version checks)."""
+        return [t for _, t in self.named_tensors()]
 
 
 # Scene scale: images and gradients are the same (gradients scaled by the inverse factor) for a

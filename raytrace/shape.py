@@ -25,15 +25,17 @@ class Shape:
 
     def __init__(self, vertices, indices, material_id: int, uvs=None, normals=None):
         v.check_same_device([("vertices", vertices), ("indices", indices), ("uvs", uvs), ("normals", normals)])
-        self.vertices = v.float_tensor(vertices, "Shape.vertices", (None, 3))
+        device = v.device_of(vertices, indices, uvs, normals)
+        self.vertices = v.float_tensor(vertices, "Shape.vertices", (None, 3), device=device)
         n = self.vertices.shape[0]
         if n == 0:
             raise ValueError("Shape.vertices is empty: a shape needs at least three vertices")
-        self.indices = v.index_tensor(indices, "Shape.indices", n)
+        self.indices = v.index_tensor(indices, "Shape.indices", n, device=self.vertices.device)
         self.material_id = v.integer(material_id, "Shape.material_id", minimum=0)
-        self.uvs: Optional[torch.Tensor] = None if uvs is None else v.float_tensor(uvs, "Shape.uvs", (n, 2))
+        self.uvs: Optional[torch.Tensor] = (
+            None if uvs is None else v.float_tensor(uvs, "Shape.uvs", (n, 2), device=device))
         self.normals: Optional[torch.Tensor] = (
-            None if normals is None else v.float_tensor(normals, "Shape.normals", (n, 3)))
+            None if normals is None else v.float_tensor(normals, "Shape.normals", (n, 3), device=device))
 
     @property
     def num_vertices(self) -> int:

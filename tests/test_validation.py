@@ -274,11 +274,11 @@ def test_value_errors(make, match):
 
 
 def test_non_cpu_tensors_message():
-    """All tensors on one non-CPU device: 'only CPU tensors are supported', naming the argument."""
-    with pytest.raises(ValueError, match="only CPU tensors are supported") as e:
+    """All tensors on one device that is neither the CPU nor a GPU: refused, naming the argument."""
+    with pytest.raises(ValueError, match="on device 'meta': raytrace renders on the CPU or on CUDA GPUs") as e:
         rt.Shape(verts().to(META), idx().to(META), 0)
     assert "vertices" in str(e.value) or "indices" in str(e.value)
-    with pytest.raises(ValueError, match="only CPU tensors are supported") as e:
+    with pytest.raises(ValueError, match="on device 'meta': raytrace renders on the CPU or on CUDA GPUs") as e:
         rt.EnvironmentMap(torch.ones(4, 8, 3, device=META))
     assert "values" in str(e.value)
 

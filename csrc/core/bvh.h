@@ -84,6 +84,7 @@ public:
     void refit(const Real* vertices, int num_threads = 0);
     BVHView view() const;
     int num_nodes() const { return nodes_.empty() ? 0 : int(nodes_.size()) - 1; }
+    size_t num_prims() const { return prim_index_.size(); }  // leaf slots (view().prim_index)
 
 private:
     // A subtree built by one task: its root and the contiguous block of its descendants

@@ -6,6 +6,8 @@
 // (seed, pixel, sample) and a backward pass can replay it.
 #pragma once
 
+#include <cmath>
+
 #include "light.h"
 #include "rng.h"
 #include "scene.h"
@@ -199,6 +201,105 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance(const SceneView& s, Ray ray, int max_boun
     Hit hit;
     bool found = intersect(s.bvh, ray, &hit);
     return radiance_from(s, ray, found, hit, max_bounces, sampler, primary);
+}
+
+// One pixel of render(): its spp samples in a fixed order, each with its own random sequence,
+// box-filtered into the requested channels at `o` (out_width floats). The CPU and CUDA backends
+// both call this, so their images differ only by the compilers' rounding. `stop()` is polled every
+// 16 samples (the CPU's Ctrl-C); when it returns true the pixel is left unwritten and false is
+// returned.
+template <typename Stop>
+RT_HOST_DEVICE RT_INLINE bool render_pixel(const SceneView& scene, const RenderParams& params, bool need_shape_id,
+                                           int pixel, Real* o, const Stop& stop) {
+    const Camera& cam = scene.camera;
+    int px = pixel % cam.width, py = pixel / cam.width;
+    uint32_t pattern_key = hash32(uint32_t(params.seed * 0x2545f491u) ^ 0x6a09e667u, uint32_t(pixel));
+    double radiance_sum[3] = {0, 0, 0};
+    double alpha_sum = 0, depth_sum = 0;
+    double normal_sum[3] = {0, 0, 0}, albedo_sum[3] = {0, 0, 0};
+    for (int s = 0; s < params.spp; ++s) {
+        if ((s & 15) == 0 && stop()) return false;
+        Vec2 j = cmj_sample(uint32_t(s), uint32_t(params.spp), pattern_key);
+        Ray ray = generate_ray(cam, Real(px) + j.x, Real(py) + j.y);
+        Sampler sampler(params.seed, kStreamForward, uint64_t(pixel), uint64_t(s));
+        PrimaryInfo primary{0, 0, Vec3(0), Vec3(0)};
+        Vec3 L = radiance(scene, ray, params.max_bounces, sampler, &primary);
+        radiance_sum[0] += L.x;
+        radiance_sum[1] += L.y;
+        radiance_sum[2] += L.z;
+        if (primary.hit) {
+            alpha_sum += 1;
+            depth_sum += primary.depth;
+            for (int k = 0; k < 3; ++k) {
+                normal_sum[k] += primary.normal[k];
+                albedo_sum[k] += primary.albedo[k];
+            }
+        }
+    }
+    int shape_at_centre = -1;
+    if (need_shape_id) {
+        Ray ray = generate_ray(cam, Real(px) + Real(0.5), Real(py) + Real(0.5));
+        Hit hit;
+        if (intersect(scene.bvh, ray, &hit)) shape_at_centre = scene.tri_shape[hit.tri];
+    }
+    // Box filter: the average of the samples.
+    double inv = 1.0 / double(params.spp);
+    for (int c = 0; c < params.num_channels; ++c) {
+        switch (params.channels[c]) {
+            case kChannelRadiance:
+                for (int k = 0; k < 3; ++k) *o++ = Real(radiance_sum[k] * inv);
+                break;
+            case kChannelAlpha: *o++ = Real(alpha_sum * inv); break;
+            case kChannelDepth: *o++ = Real(depth_sum * inv); break;
+            case kChannelNormal:
+                for (int k = 0; k < 3; ++k) *o++ = Real(normal_sum[k] * inv);
+                break;
+            case kChannelAlbedo:
+                for (int k = 0; k < 3; ++k) *o++ = Real(albedo_sum[k] * inv);
+                break;
+            case kChannelShapeId: *o++ = Real(shape_at_centre); break;
+            default: break;
+        }
+    }
+    return true;
+}
+
+// Floats per pixel of render()'s output, and whether it holds the shape_id channel.
+RT_HOST_DEVICE RT_INLINE int output_width(const RenderParams& params, bool* need_shape_id) {
+    int width = 0;
+    *need_shape_id = false;
+    for (int c = 0; c < params.num_channels; ++c) {
+        width += channel_width(params.channels[c]);
+        *need_shape_id = *need_shape_id || params.channels[c] == kChannelShapeId;
+    }
+    return width;
+}
+
+// Ray i of scene.intersect(). The ray is traced along the unit direction (any non-zero length
+// works, 1e-30 or 1e30: scaled by its largest component first, so squaring it neither underflows
+// nor overflows) and t is converted back to units of the given direction.
+RT_HOST_DEVICE RT_INLINE void intersect_ray(const SceneView& scene, const Real* origins, const Real* directions,
+                                            int64_t i, Real* t, int64_t* shape_id, int64_t* triangle_id, Real* uv) {
+    Vec3 d = Vec3::load(directions + 3 * size_t(i));
+    Real m = max_component(vabs(d));
+    Vec3 dm = d / m;
+    Real len = length(dm);
+    Ray ray{Vec3::load(origins + 3 * size_t(i)), dm / len, 0, kInfinity};
+    Hit hit;
+    if (m > 0 && intersect(scene.bvh, ray, &hit)) {
+        int shape = scene.tri_shape[hit.tri];
+        t[i] = Real(double(hit.t) / (double(len) * double(m)));
+        shape_id[i] = shape;
+        triangle_id[i] = hit.tri - scene.shapes[shape].tri_offset;
+        uv[2 * size_t(i)] = hit.u;
+        uv[2 * size_t(i) + 1] = hit.v;
+    } else {
+        t[i] = Real(INFINITY);
+        shape_id[i] = -1;
+        triangle_id[i] = -1;
+        uv[2 * size_t(i)] = 0;
+        uv[2 * size_t(i) + 1] = 0;
+    }
 }
 
 // Throws std::invalid_argument / std::length_error naming the count when a parameter or the

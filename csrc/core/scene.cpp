@@ -27,6 +27,8 @@ void build_cdf(const Real* weights, int n, Real* cdf) {
 }  // namespace
 
 void SceneData::set_shapes(const std::vector<ShapeInput>& shapes, bool rebuild, int num_threads) {
+    ++generation_[kGeometry];
+    ++generation_[kLights];
     // Concatenate every shape into the global arrays (indexed with ints: 3 per vertex or
     // triangle must fit).
     int64_t sum_v = 0, sum_f = 0;
@@ -89,6 +91,7 @@ void SceneData::set_shapes(const std::vector<ShapeInput>& shapes, bool rebuild, 
 }
 
 void SceneData::set_materials(const std::vector<MaterialInput>& materials) {
+    ++generation_[kMaterials];
     materials_.clear();
     texels_.clear();
     auto add_texture = [this](const Real* data, int w, int h, int channels) {
@@ -114,6 +117,7 @@ void SceneData::set_materials(const std::vector<MaterialInput>& materials) {
 }
 
 void SceneData::set_lights(const std::vector<LightInput>& lights) {
+    ++generation_[kLights];
     light_inputs_ = lights;
     lights_.clear();
     light_tri_.clear();
@@ -155,6 +159,7 @@ void SceneData::set_lights(const std::vector<LightInput>& lights) {
 }
 
 void SceneData::set_envmap(const Real* values, int width, int height) {
+    ++generation_[kEnvmap];
     env_values_.clear();
     env_width_ = env_height_ = 0;
     env_emits_ = false;

@@ -167,6 +167,16 @@ public:
     void set_camera(const CameraParams& camera) { camera_ = camera; has_camera_ = true; }
 
     SceneView view() const;
+
+    // What a device copy of the scene (csrc/cuda) re-uploads: the parts of the scene, each with a
+    // counter that every setter changing it increments.
+    enum Part { kGeometry = 0, kMaterials = 1, kLights = 2, kEnvmap = 3, kNumParts = 4 };
+    uint64_t generation(Part part) const { return generation_[part]; }
+    // Calls f(part, pointer, count) for every array a view() `v` of this scene points into, with
+    // its element count; f may replace the pointer (with a device copy's). The order is fixed.
+    template <typename F>
+    void for_each_array(SceneView* v, F&& f) const;
+
     int num_triangles() const { return int(tri_shape_.size()); }
     int num_vertices() const { return int(vertices_.size() / 3); }
     int num_texels() const { return int(texels_.size()); }
@@ -194,6 +204,30 @@ private:
     bool env_emits_ = false;  // whether any texel has positive luminance
     CameraParams camera_{};
     bool has_camera_ = false;
+    uint64_t generation_[kNumParts] = {0, 0, 0, 0};
 };
+
+template <typename F>
+void SceneData::for_each_array(SceneView* v, F&& f) const {
+    f(kGeometry, v->vertices, vertices_.size());
+    f(kGeometry, v->uvs, uvs_.size());
+    f(kGeometry, v->normals, normals_.size());
+    f(kGeometry, v->indices, indices_.size());
+    f(kGeometry, v->tri_shape, tri_shape_.size());
+    f(kGeometry, v->shapes, shapes_.size());
+    f(kGeometry, v->bvh.nodes, size_t(bvh_.num_nodes()));
+    f(kGeometry, v->bvh.prim_index, bvh_.num_prims());
+    f(kGeometry, v->bvh.tri_verts, 9 * bvh_.num_prims());
+    f(kMaterials, v->materials, materials_.size());
+    f(kMaterials, v->texels, texels_.size());
+    f(kLights, v->lights, lights_.size());
+    f(kLights, v->light_choice.cdf, light_choice_cdf_.size());
+    f(kLights, v->light_tri, light_tri_.size());
+    f(kLights, v->light_tri_cdf, light_tri_cdf_.size());
+    f(kEnvmap, v->envmap.values, env_values_.size());
+    f(kEnvmap, v->envmap.marginal_cdf, env_marginal_cdf_.size());
+    f(kEnvmap, v->envmap.conditional_cdf, env_conditional_cdf_.size());
+    f(kEnvmap, v->envmap.texel_pmf, env_texel_pmf_.size());
+}
 
 }  // namespace rt
