@@ -5,8 +5,7 @@ ground plane under one area light) is rendered with direct lighting (max_bounces
 and on the CPU (all of the machine's cores), at several resolutions and spp; each figure is the
 median of --repeats calls, after one warm-up call (which also copies the scene to the GPU). The
 ratio column is CPU time / GPU time. Then `scene.intersect` of random rays (origins in the
-scene's box, directions uniform), and the forward+backward pass of bench_grad.py's loss (the
-reverse pass of a GPU scene runs on the CPU until its kernels are built: docs/cuda.md).
+scene's box, directions uniform), and the forward+backward pass of bench_grad.py's loss.
 
     python benchmarks/bench_cuda.py --out results.md
 """
@@ -88,24 +87,36 @@ def main() -> None:
         print("intersect", rows[-1], flush=True)
     intersect = markdown_table(["rays", "GPU ms", "CPU ms", "CPU / GPU", "GPU Mrays/s"], rows)
 
-    # Forward + backward (the loss of bench_grad.py: the image against a target, w.r.t. vertices).
+    # Forward + backward (bench_grad.py's loss: the image against a target, w.r.t. the sphere's
+    # vertices; every term: interior, primary and secondary edges).
     rows = []
-    for dev in ("cpu", "cuda"):
-        scene = reference_scene((256, 256))
-        scene = scene.to(dev)
-        target = rt.render(scene, spp=16, max_bounces=1, seed=1).detach()
-        verts = scene.shapes[0].vertices.detach().clone().requires_grad_(True)
-        scene.shapes[0].vertices = verts
+    for res, spp in ([((256, 256), 4)] if args.quick else [((256, 256), 4), ((256, 256), 16), ((256, 256), 64),
+                                                         ((1024, 1024), 16)]):
+        t = {}
+        for dev in ("cpu", "cuda"):
+            if dev == "cpu" and res[0] * res[1] * spp > 256 * 256 * 16:
+                continue  # (seconds per call on the CPU)
+            scene = reference_scene(res).to(dev)
+            target = rt.render(scene, spp=16, max_bounces=1, seed=1).detach()
+            verts = scene.shapes[0].vertices.detach().clone().requires_grad_(True)
+            scene.shapes[0].vertices = verts
 
-        def step():
-            img = rt.render(scene, spp=16, max_bounces=1, seed=0)
-            ((img - target) ** 2).mean().backward()
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rows.append([dev, f"{timed(step, args.repeats, dev == 'cuda') * 1e3:.0f}"])
+            def forward():
+                with torch.no_grad():
+                    rt.render(scene, spp=spp, max_bounces=1, seed=0)
+
+            def step():
+                verts.grad = None
+                img = rt.render(scene, spp=spp, max_bounces=1, seed=0)
+                ((img - target) ** 2).mean().backward()
+            t[dev] = (timed(forward, args.repeats, dev == "cuda"), timed(step, args.repeats, dev == "cuda"))
+        g_fwd, g_all = t["cuda"]
+        rows.append([f"{res[0]}x{res[1]}", spp, f"{g_all * 1e3:.1f}", f"{(g_all - g_fwd) / g_fwd:.1f}",
+                     f"{t['cpu'][1] * 1e3:.0f}" if "cpu" in t else "-",
+                     f"{t['cpu'][1] / g_all:.1f}" if "cpu" in t else "-"])
         print("forward+backward", rows[-1], flush=True)
-    backward = markdown_table(["scene on", "forward+backward ms (256x256, 16 spp)"], rows)
+    backward = markdown_table(["resolution", "spp", "GPU fwd+bwd ms", "GPU bwd / fwd", "CPU fwd+bwd ms",
+                               "CPU / GPU"], rows)
 
     report = "\n".join(lines) + "\n\n### Forward (max_bounces=1)\n\n" + forward + "\n\n### scene.intersect (random rays)\n\n" \
         + intersect + "\n\n### Forward + backward\n\n" + backward + "\n"

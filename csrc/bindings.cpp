@@ -162,7 +162,7 @@ DeviceArray device_array(const py::handle& obj, const char* name, const char* ty
     if (cai.contains("strides") && !cai["strides"].is_none()) {
         // C-contiguous strides given explicitly are fine; anything else is not.
         py::tuple st = cai["strides"];
-        int64_t expect = std::string(typestr) == "<i8" ? 8 : 4;
+        int64_t expect = (std::string(typestr) == "<i8" || std::string(typestr) == "<f8") ? 8 : 4;
         for (size_t i = shape.size(); i-- > 0;) {
             if (a.shape[i] > 1 && st[i].cast<int64_t>() != expect) fail(n + " must be C-contiguous");
             expect *= a.shape[i];
@@ -504,11 +504,13 @@ public:
     }
     int num_edges() const { return int(edges_.size()); }
 
-    // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
-    py::dict render_backward(const py::handle& d_image, int64_t spp, int64_t max_bounces, uint64_t seed,
-                             int64_t edge_spp, bool interior, bool primary_edges, int64_t secondary_edges,
-                             int64_t threads, const py::object& probe, const py::object& shape_vertex_grad,
-                             bool camera_grad, int64_t secondary_edges_traced, int64_t secondary_stride) {
+    // The reverse pass's arguments, checked (shape_vertex_grad's flags go to *vertex_grad, which
+    // the result points into).
+    BackwardParams backward_params(int64_t spp, int64_t max_bounces, uint64_t seed, int64_t edge_spp, bool interior,
+                                   bool primary_edges, int64_t secondary_edges, int64_t threads,
+                                   const py::object& shape_vertex_grad, bool camera_grad,
+                                   int64_t secondary_edges_traced, int64_t secondary_stride,
+                                   std::vector<uint8_t>* vertex_grad) {
         if (!data_.has_camera()) fail("the scene has no camera");
         check_ready();
         if (seed > kMaxSeed) fail("seed must be < 2**63");
@@ -528,9 +530,27 @@ public:
                  std::to_string(kMaxEdgeSamples) + " (got " + std::to_string(p.edge_spp) + " x " +
                  std::to_string(c.height) + " x " + std::to_string(c.width) + "): lower edge_spp");
         }
-        FloatArray d = as_floats(d_image, "d_image", {c.height, c.width, 3});
-        check_finite(d.data(), size_t(d.size()), "d_image");
-        // The gradient's slots, in 64 bits, checked before they are narrowed to the layout's ints.
+        p.seed = seed;
+        p.interior = interior;
+        p.primary_edges = primary_edges;
+        // Which shapes' vertices need gradients (None: all).
+        if (!shape_vertex_grad.is_none()) {
+            py::sequence flags = shape_vertex_grad;
+            size_t num_shapes = data_.shapes().size();
+            if (py::len(flags) != num_shapes) {
+                fail("shape_vertex_grad must have one flag per shape (" + std::to_string(num_shapes) + "), got " +
+                     std::to_string(py::len(flags)));
+            }
+            for (const py::handle& f : flags) vertex_grad->push_back(f.cast<bool>() ? 1 : 0);
+            p.shape_vertex_grad = vertex_grad->data();
+        }
+        p.camera_grad = camera_grad ? 1 : 0;
+        check_backward_params(data_.view().camera, p);
+        return p;
+    }
+
+    // The gradient's slots, in 64 bits, checked before they are narrowed to the layout's ints.
+    GradLayout grad_layout() const {
         GradLayout layout;
         int64_t offset = 0;
         auto block = [&](int* begin, int64_t size) {
@@ -545,6 +565,22 @@ public:
         block(&layout.envmap, data_.envmap_size());
         block(&layout.camera, 10);
         layout.total = int(offset);
+        return layout;
+    }
+
+    // The reverse pass. Returns the gradient blocks as numpy arrays (float32).
+    py::dict render_backward(const py::handle& d_image, int64_t spp, int64_t max_bounces, uint64_t seed,
+                             int64_t edge_spp, bool interior, bool primary_edges, int64_t secondary_edges,
+                             int64_t threads, const py::object& probe, const py::object& shape_vertex_grad,
+                             bool camera_grad, int64_t secondary_edges_traced, int64_t secondary_stride) {
+        std::vector<uint8_t> vertex_grad;
+        BackwardParams p = backward_params(spp, max_bounces, seed, edge_spp, interior, primary_edges, secondary_edges,
+                                           threads, shape_vertex_grad, camera_grad, secondary_edges_traced,
+                                           secondary_stride, &vertex_grad);
+        const CameraParams& c = data_.camera_params();
+        FloatArray d = as_floats(d_image, "d_image", {c.height, c.width, 3});
+        check_finite(d.data(), size_t(d.size()), "d_image");
+        GradLayout layout = grad_layout();
         std::vector<double> grad(size_t(layout.total), 0.0);
         // A probe: a direction in parameter space whose per-pixel gradient image is wanted.
         std::vector<double> probe_values, probe_image;
@@ -557,25 +593,9 @@ public:
             out.probe = probe_values.data();
             out.probe_image = probe_image.data();
         }
-        p.seed = seed;
-        p.interior = interior;
-        p.primary_edges = primary_edges;
         SceneView view = data_.view();
-        // Which shapes' vertices need gradients (None: all).
-        std::vector<uint8_t> vertex_grad;
-        if (!shape_vertex_grad.is_none()) {
-            py::sequence flags = shape_vertex_grad;
-            if (int(py::len(flags)) != view.num_shapes) {
-                fail("shape_vertex_grad must have one flag per shape (" + std::to_string(view.num_shapes) + "), got " +
-                     std::to_string(py::len(flags)));
-            }
-            for (const py::handle& f : flags) vertex_grad.push_back(f.cast<bool>() ? 1 : 0);
-            p.shape_vertex_grad = vertex_grad.data();
-        }
-        p.camera_grad = camera_grad ? 1 : 0;
         BackwardStats stats;
         p.stats = &stats;
-        check_backward_params(view.camera, p);
         run_interruptible([&] { rt::render_backward(view, c, edges_, layout, p, d.data(), out); });
         auto grad_block = [&](int begin, int end) {
             py::array_t<float> a(end - begin);
@@ -601,6 +621,37 @@ public:
         }
         return result;
     }
+
+#ifdef RT_WITH_CUDA
+    // The reverse pass on the GPU that holds d_image ([H, W, 3] float32); the gradient is added into
+    // `grad`, a float64 CUDA tensor of the layout's total size on that GPU, whose block offsets the
+    // caller computes as grad_layout does. Returns the edge-sample counts.
+    py::dict render_backward_cuda(const py::handle& d_image, const py::handle& grad, int64_t spp, int64_t max_bounces,
+                                  uint64_t seed, int64_t edge_spp, bool interior, bool primary_edges,
+                                  int64_t secondary_edges, const py::object& shape_vertex_grad, bool camera_grad,
+                                  int64_t secondary_edges_traced, int64_t secondary_stride, uintptr_t stream) {
+        std::vector<uint8_t> vertex_grad;
+        BackwardParams p = backward_params(spp, max_bounces, seed, edge_spp, interior, primary_edges, secondary_edges,
+                                           0, shape_vertex_grad, camera_grad, secondary_edges_traced,
+                                           secondary_stride, &vertex_grad);
+        const CameraParams& c = data_.camera_params();
+        GradLayout layout = grad_layout();
+        DeviceArray d = device_array(d_image, "d_image", "<f4", {c.height, c.width, 3}, false);
+        DeviceArray g = device_array(grad, "grad", "<f8", {layout.total}, true);
+        if (g.device != d.device) fail("grad must be on the GPU of d_image");
+        if (!device_) device_.reset(new cuda::DeviceScene);
+        int64_t primary = 0, draws = 0;
+        run_interruptible([&] {
+            device_->backward(data_, edges_, layout, p, static_cast<const float*>(d.ptr), static_cast<double*>(g.ptr),
+                              d.device, stream, &primary, &draws);
+        });
+        py::dict result;
+        result["total"] = py::int_(layout.total);
+        result["primary_edge_samples"] = py::int_(primary);
+        result["secondary_edge_draws"] = py::int_(draws);
+        return result;
+    }
+#endif
 
 private:
     SceneData data_;
@@ -680,6 +731,11 @@ PYBIND11_MODULE(_core, m) {
              py::arg("seed"), py::arg("channels"), py::arg("stream"))
         .def("intersect_cuda", &CoreScene::intersect_cuda)
         .def("device_bytes", &CoreScene::device_bytes)
+        .def("render_backward_cuda", &CoreScene::render_backward_cuda, py::arg("d_image"), py::arg("grad"),
+             py::arg("spp"), py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
+             py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("shape_vertex_grad"),
+             py::arg("camera_grad"), py::arg("secondary_edges_traced"), py::arg("secondary_stride"),
+             py::arg("stream"))
 #endif
         .def("sample_lights", &CoreScene::sample_lights)
         .def("pdf_lights", &CoreScene::pdf_lights)

@@ -155,6 +155,25 @@ def _parameters(scene):
     return params
 
 
+_BLOCKS = ("vertices", "uvs", "normals", "texels", "lights", "envmap", "camera")
+
+
+def _grad_layout(scene):
+    """Where each block of the core's gradient lies in its flat vector (csrc/core/grad.h,
+    GradLayout): ({block: (begin, end)}, total). `scene`: a Scene or a Scene._state()."""
+    n_vertices = sum(s.num_vertices for s in scene.shapes)
+    n_texels = sum(t.numel() for m in scene.materials
+                   for t in (m.diffuse_reflectance, m.specular_reflectance, m.roughness))
+    sizes = {"vertices": 3 * n_vertices, "uvs": 2 * n_vertices, "normals": 3 * n_vertices, "texels": n_texels,
+             "lights": 3 * len(scene.area_lights),
+             "envmap": 0 if scene.envmap is None else scene.envmap.values.numel(), "camera": 10}
+    offsets, total = {}, 0
+    for block in _BLOCKS:
+        offsets[block] = (total, total + sizes[block])
+        total += sizes[block]
+    return offsets, total
+
+
 def _boundary(boundary):
     """render's `boundary`: True or False (Python, numpy or torch booleans), "primary" or
     "secondary"; anything else (1, "all", None) is an error naming it."""
@@ -253,8 +272,8 @@ def _warn_cpu_backward() -> None:
     global _WARNED_CPU_BACKWARD
     if not _WARNED_CPU_BACKWARD:
         _WARNED_CPU_BACKWARD = True
-        warnings.warn("raytrace: the reverse pass of a scene on a GPU runs on the CPU for now (its GPU kernels are "
-                      "not built yet: docs/cuda.md); the gradients are the same and are returned on the GPU",
+        warnings.warn("raytrace: gradient_image of a scene on a GPU runs on the CPU (the GPU's reverse pass does not "
+                      "make gradient images: docs/cuda.md); the image is returned on the GPU",
                       RuntimeWarning, stacklevel=3)
 
 
@@ -289,27 +308,34 @@ class _Render(torch.autograd.Function):
             return (None, None, None) + (None,) * len(needs)
         lo, hi = st["radiance_slice"]
         device = state.device()
-        if device.type == "cuda":
-            _warn_cpu_backward()
-        d_image = d_out[..., lo:hi].detach().to(torch.float32).cpu().contiguous()
+        d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
+        finite_in = bool(torch.isfinite(d_image).all())  # (NaN in, NaN out, as torch's own ops)
         params = _parameters(state)
         vertex_grad, camera_grad = _geometry_needs(state, [t for (t, _), need in zip(params, needs) if need])
+        args = dict(spp=st["spp"], max_bounces=st["max_bounces"], seed=st["seed"], edge_spp=st["edge_spp"],
+                    interior=st["interior"], primary_edges=st["primary_edges"],
+                    secondary_edges=st["secondary_edges"][0], shape_vertex_grad=vertex_grad, camera_grad=camera_grad,
+                    secondary_edges_traced=st["secondary_edges"][1], secondary_stride=st["secondary_stride"])
         with scene._lock:
             core = scene._sync(st["threads"], state=state)
-            blocks = core.render_backward(d_image.numpy(), st["spp"], st["max_bounces"], st["seed"], st["edge_spp"],
-                                          st["interior"], st["primary_edges"], st["secondary_edges"][0],
-                                          st["threads"], shape_vertex_grad=vertex_grad, camera_grad=camera_grad,
-                                          secondary_edges_traced=st["secondary_edges"][1],
-                                          secondary_stride=st["secondary_stride"])
-        scene._stats["primary_edge_samples"] = blocks["primary_edge_samples"]
-        scene._stats["secondary_edge_draws"] = blocks["secondary_edge_draws"]
-        finite_in = bool(torch.isfinite(d_image).all())  # (NaN in, NaN out, as torch's own ops)
-        for block in ("vertices", "uvs", "normals", "texels", "lights", "envmap", "camera"):
-            if finite_in and not np.isfinite(blocks[block]).all():
+            if device.type == "cuda":
+                if not finite_in:
+                    raise ValueError("d_image contains NaN or Inf")  # (as the CPU's core says)
+                offsets, total = _grad_layout(state)
+                grad = torch.zeros(total, dtype=torch.float64, device=device)
+                info = core.render_backward_cuda(d_image, grad, stream=_stream(device), **args)
+                blocks = {b: grad[offsets[b][0]:offsets[b][1]].float() for b in offsets}
+            else:
+                info = blocks = core.render_backward(d_image.numpy(), num_threads=st["threads"], **args)
+                blocks = {b: torch.from_numpy(blocks[b]) for b in _BLOCKS}
+        scene._stats["primary_edge_samples"] = info["primary_edge_samples"]
+        scene._stats["secondary_edge_draws"] = info["secondary_edge_draws"]
+        for block in _BLOCKS:
+            if finite_in and not bool(torch.isfinite(blocks[block]).all()):
                 raise FloatingPointError(_NOT_FINITE.format(what=f"gradient ({block})"))
         grads = []
         for (_, (block, begin, end)), shape, need in zip(params, ctx.shapes, needs):
-            grads.append(torch.from_numpy(blocks[block][begin:end]).reshape(shape).to(device) if need else None)
+            grads.append(blocks[block][begin:end].reshape(shape) if need else None)
         return (None, None, None) + tuple(grads)
 
 
@@ -356,20 +382,10 @@ def gradient_image(scene: Scene, tensor: torch.Tensor, direction=None, spp: int 
     if primary:
         limits.check_edge_samples(edge_spp, *scene.camera.resolution)
     num_threads = _threads(threads)
-    # Offsets of the core's gradient blocks (csrc/core/grad.h, GradLayout).
-    n_vertices = sum(s.num_vertices for s in scene.shapes)
-    n_texels = sum(t.numel() for m in scene.materials
-                   for t in (m.diffuse_reflectance, m.specular_reflectance, m.roughness))
-    sizes = {"vertices": 3 * n_vertices, "uvs": 2 * n_vertices, "normals": 3 * n_vertices, "texels": n_texels,
-             "lights": 3 * len(scene.area_lights),
-             "envmap": 0 if scene.envmap is None else scene.envmap.values.numel(), "camera": 10}
-    offsets, total = {}, 0
-    for block in ("vertices", "uvs", "normals", "texels", "lights", "envmap", "camera"):
-        offsets[block] = total
-        total += sizes[block]
+    offsets, total = _grad_layout(scene)
     block, begin, end = where
     probe = torch.zeros(total, dtype=torch.float32)
-    probe[offsets[block] + begin:offsets[block] + end] = direction.detach().reshape(-1).cpu()
+    probe[offsets[block][0] + begin:offsets[block][0] + end] = direction.detach().reshape(-1).cpu()
     device = tensor.device
     if device.type == "cuda":
         _warn_cpu_backward()

@@ -31,26 +31,32 @@ void check_backward_params(const Camera& cam, const BackwardParams& p) {
     checked_product(p.spp, kBoundaryPixelBoost, kMaxIndex, "spp x boundary boost");
 }
 
+namespace bwd {
+
+void build_edge_trees(const SceneView& s, const std::vector<Edge>& edges, const BackwardParams& p, EdgeTree* tree,
+                      EdgeTree* grad_tree) {
+    if (p.secondary_edges + p.secondary_edges_traced == 0) return;
+    // The tree over every edge serves the vertices with a bounce left (or under an environment
+    // map); with one bounce and no environment every vertex takes emission-only queries.
+    bool general = p.secondary_edges_traced > 0 && !emission_only(s, p.max_bounces - 1);
+    // The two builds are independent: one per thread.
+    auto build = [&](int i) {
+        if (i == 0) tree->build(s, edges, nullptr, general);
+        else grad_tree->build(s, edges, p.shape_vertex_grad, general);
+    };
+    parallel_for(build, p.shape_vertex_grad ? 2 : 1, p.num_threads, 1);
+}
+
+}  // namespace bwd
+
 void render_backward(const SceneView& s, const CameraParams& camera, const std::vector<Edge>& edges,
                      const GradLayout& layout, const BackwardParams& p, const Real* d_image, const GradOutput& out) {
     const Camera& cam = s.camera;
     check_backward_params(cam, p);
     int num_edges = int(edges.size());
-    // Secondary edges: chosen from each shading point through the edge tree.
-    // The tree over every edge serves the vertices with a bounce left (or under an environment
-    // map); with one bounce and no environment every vertex takes emission-only queries.
     EdgeTree tree, grad_tree;
-    if (p.secondary_edges + p.secondary_edges_traced > 0) {
-        bool general = p.secondary_edges_traced > 0 && !bwd::emission_only(s, p.max_bounces - 1);
-        // The two builds are independent: one per thread.
-        auto build = [&](int i) {
-            if (i == 0) tree.build(s, edges, nullptr, general);
-            else grad_tree.build(s, edges, p.shape_vertex_grad, general);
-        };
-        parallel_for(build, p.shape_vertex_grad ? 2 : 1, p.num_threads, 1);
-    }
-
-    bwd::BackwardContext context{&s, &camera, &layout, &p, d_image, edges.data(), num_edges};
+    bwd::build_edge_trees(s, edges, p, &tree, &grad_tree);
+    bwd::BackwardContext context{s, camera, layout, p, d_image, edges.data(), num_edges};
     if (p.interior || p.secondary_edges + p.secondary_edges_traced > 0) {
         bwd::interior_terms(context, tree, p.shape_vertex_grad ? grad_tree : tree, out);
     }

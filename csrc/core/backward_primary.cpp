@@ -1,145 +1,26 @@
-// backward_primary.cpp: the primary-edge kernel of the reverse pass: edges seen from the camera,
-// sampled by projected length (backward_terms.h).
-#include "backward_terms.h"
-
+// backward_primary.cpp: the primary-edge kernel (backward_primary.h) on the CPU: the distribution
+// over edges, then tiles of samples on the thread pool.
 #include <cmath>
+#include <vector>
 
+#include "backward_primary.h"
 #include "cancel.h"
-#include "geometry.h"
-#include "light.h"
-#include "path_tracer.h"
+#include "parallel.h"
 
 namespace rt {
 namespace bwd {
 namespace {
 
-// ---- Primary edges ----------------------------------------------------------------------
-
-// The radiance on both sides of edge e where it crosses screen point pt (L[0] at pt - eps n, L[1]
-// at pt + eps n, in the limit eps -> 0), t the screen-space parameter of pt on the projected edge.
-// A side covered by one of the edge's own faces is shaded on that face at the edge point itself:
-// offset rays would miss a face seen nearly edge-on, whose image is a sliver thinner than any
-// offset, and bias the term in proportion to the offset. A side that no face of the edge covers
-// (beyond a silhouette or a boundary) is traced with a ray offset by a small eps. Returns false
-// when something hides the edge point from the camera (no jump there).
-bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Real t, Vec2 pt, Vec2 n, int max_bounces,
-                        const Sampler& sampler, Vec3 L[2]) {
-    const Camera& cam = s.camera;
-    // The edge point seen at pt: screen-space t to world-space t (perspective-correct).
-    Real t_w = t;
-    if (!cam.orthographic) {
-        Real z0 = dot(v0 - cam.position, cam.forward), z1 = dot(v1 - cam.position, cam.forward);
-        Real den = (1 - t) * z1 + t * z0;
-        if (!(den > 0)) return false;
-        t_w = t * z0 / den;
-    }
-    Vec3 m = v0 + (v1 - v0) * t_w;
-    Ray centre = generate_ray(cam, pt.x, pt.y);
-    Vec3 dir = cam.orthographic ? centre.dir : m - centre.org;
-    Real t_m = cam.orthographic ? dot(m - centre.org, dir) : Real(1);
-    if (!(t_m > 0)) return false;
-    // Which of the edge's faces covers each side: the side of its third vertex, and when both
-    // lie on one side (a silhouette) the one in front.
-    int face_on[2] = {-1, -1};
-    for (int f : {e.f0, e.f1}) {
-        if (f < 0) continue;
-        Vec2 q;
-        if (!project(cam, third_vertex(s, e, f), &q)) continue;
-        Real side_dot = (q.x - pt.x) * n.x + (q.y - pt.y) * n.y;
-        if (side_dot == 0) continue;
-        int side = side_dot > 0 ? 1 : 0;
-        // Both faces on one side (a silhouette): keep the one in front.
-        if (face_on[side] >= 0 && !face_in_front(s, e, f, face_on[side], -dir)) continue;
-        face_on[side] = f;
-    }
-    // Something in front of the edge point hides the jump. A side that no face of the edge
-    // covers is traced first: its ray passes just beside the edge point, so a first hit in front
-    // of it (in depth) means the point is hidden, without a ray of its own. Only when both sides
-    // are covered does the edge point take a visibility ray.
-    const Real eps = Real(1e-3);
-    Real depth_m = dot(m - cam.position, cam.forward);
-    Ray far_ray[2];
-    Hit far_hit[2];
-    bool far_found[2] = {false, false};
-    for (int side = 0; side < 2; ++side) {
-        if (face_on[side] >= 0) continue;
-        Real off = side == 0 ? -eps : eps;
-        far_ray[side] = generate_ray(cam, pt.x + n.x * off, pt.y + n.y * off);
-        far_found[side] = intersect(s.bvh, far_ray[side], &far_hit[side]);
-        // (A hit on one of the edge's own faces, seen at a grazing angle, hides nothing.)
-        if (far_found[side] && far_hit[side].tri != e.f0 && far_hit[side].tri != e.f1) {
-            Vec3 q = far_ray[side].org + far_ray[side].dir * far_hit[side].t;
-            if (dot(q - cam.position, cam.forward) < depth_m * (1 - Real(1e-4))) return false;
-        }
-    }
-    if (face_on[0] >= 0 && face_on[1] >= 0 && !visible(s, centre.org, centre.org + dir * t_m)) return false;
-    for (int side = 0; side < 2; ++side) {
-        PrimaryInfo info;
-        int f = face_on[side];
-        if (f < 0) {
-            L[side] = radiance_from(s, far_ray[side], far_found[side], far_hit[side], max_bounces, sampler, &info);
-            continue;
-        }
-        // The hit on face f at the edge point: barycentrics 1 - t_w and t_w on the edge's ends.
-        const int* idx = s.indices + 3 * size_t(f);
-        Real b[3];
-        for (int k = 0; k < 3; ++k) b[k] = idx[k] == e.v0 ? 1 - t_w : (idx[k] == e.v1 ? t_w : Real(0));
-        Hit hit{t_m, f, b[1], b[2]};
-        L[side] = radiance_from(s, Ray{centre.org, dir, 0, kInfinity}, true, hit, max_bounces, sampler, &info);
-    }
-    return true;
-}
-
-struct PrimaryEdgeTile : BackwardContext {
-    Distribution1D choice;   // over edges, by projected length (0 for edges that do not matter)
-    int64_t num_samples;
+struct PrimaryEdgeTile {
+    PrimaryEdgeKernel k;
     int samples_per_tile;
 
     void operator()(int tile, GradAccumulator& acc) const {
-        const SceneView& s = *this->s;
-        const Camera& cam = s.camera;
         int64_t begin = int64_t(tile) * samples_per_tile;
-        int64_t end = std::min<int64_t>(num_samples, begin + samples_per_tile);
+        int64_t end = std::min<int64_t>(k.num_samples, begin + samples_per_tile);
         for (int64_t i = begin; i < end; ++i) {
             if (cancel_requested()) return;  // the call throws Cancelled
-            // One number, stratified over all samples, picks the edge (by projected length) and the
-            // point along it: the samples spread evenly over the total length of the edges, so
-            // the large, cancelling terms of opposite edges cancel instead of adding noise.
-            Real u = cmj_sample(uint32_t(i), uint32_t(num_samples), uint32_t(p->seed * 0x9e3779b9u) ^ 0x85ebca6bu).y;
-            Real u_t;
-            int ei = choice.sample(u, &u_t);
-            Real p_edge = choice.pmf(ei);
-            if (p_edge <= 0) continue;
-            const Edge& e = edges[ei];
-            Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0)), v1 = Vec3::load(s.vertices + 3 * size_t(e.v1));
-            Vec2 s0, s1;
-            if (!project(cam, v0, &s0) || !project(cam, v1, &s1)) continue;
-            Real t = u_t;
-            Vec2 seg = s1 - s0;
-            Real seg_len = std::sqrt(seg.x * seg.x + seg.y * seg.y);
-            if (seg_len <= 0) continue;
-            Vec2 pt = s0 + seg * t;
-            if (!(pt.x >= 0 && pt.y >= 0 && pt.x < Real(cam.width) && pt.y < Real(cam.height))) continue;
-            int px = int(pt.x), py = int(pt.y);
-            acc.set_pixel(py * cam.width + px);
-            if (px >= cam.width || py >= cam.height) continue;
-            Vec3 d_pix = Vec3::load(d_image + 3 * (size_t(py) * cam.width + px));
-            if (is_black(d_pix)) continue;
-            Vec2 n(-seg.y / seg_len, seg.x / seg_len);
-            // Radiance just on either side, with the same random numbers.
-            Sampler path_sampler(p->seed, kStreamEdge, uint64_t(0xfffffffeull), uint64_t(i));
-            Vec3 L[2];
-            if (!primary_edge_sides(s, e, v0, v1, t, pt, n, p->max_bounces, path_sampler, L)) continue;
-            // (L- - L+) times the normal velocity; pdf = p_edge / seg_len per unit length.
-            Real weight = dot(d_pix, L[0] - L[1]) * seg_len / (p_edge * Real(num_samples));
-            if (weight == 0) continue;
-            Vec3 d_v0(0), d_v1(0);
-            DCameraParams d_cam{};
-            d_project(*camera, v0, n * (weight * (1 - t)), &d_cam, &d_v0);
-            d_project(*camera, v1, n * (weight * t), &d_cam, &d_v1);
-            add_vec3(acc, layout->vertices, e.v0, d_v0);
-            add_vec3(acc, layout->vertices, e.v1, d_v1);
-            add_camera_grad(acc, *layout, d_cam);
+            k.sample(i, acc);
         }
     }
 };
@@ -158,11 +39,10 @@ void build_cdf(const std::vector<Real>& weights, std::vector<Real>* cdf) {
 
 }  // namespace
 
-void primary_edge_terms(const BackwardContext& context, const GradOutput& out) {
-    const SceneView& s = *context.s;
+int64_t primary_edge_distribution(const BackwardContext& context, std::vector<Real>* cdf) {
+    const SceneView& s = context.s;
     const Camera& cam = s.camera;
-    const BackwardParams& p = *context.p;
-    const GradLayout& layout = *context.layout;
+    const BackwardParams& p = context.p;
     const int num_edges = context.num_edges;
     // Edges that matter from the camera, by projected length.
     std::vector<Real> screen_lengths(num_edges, 0);
@@ -194,24 +74,28 @@ void primary_edge_terms(const BackwardContext& context, const GradOutput& out) {
         screen_lengths[i] = len;
         wanted_length += len;
     }
+    build_cdf(screen_lengths, cdf);
+    if (!(cdf->back() > 0)) return 0;
+    // edge_spp * H * W samples would go over all the edges; the edges sampled get the same
+    // density (their share of them).
+    double share = all_length > 0 ? wanted_length / all_length : 1.0;
+    // (At most kMaxEdgeSamples: check_backward_params; the pattern indexes them in 32 bits.)
+    int64_t all_samples = int64_t(p.edge_spp) * cam.width * cam.height;
+    return std::min(all_samples, std::max<int64_t>(1, int64_t(std::ceil(double(all_samples) * share))));
+}
+
+void primary_edge_terms(const BackwardContext& context, const GradOutput& out) {
     std::vector<Real> cdf;
-    build_cdf(screen_lengths, &cdf);
-    if (cdf.back() > 0) {
-        PrimaryEdgeTile k;
-        static_cast<BackwardContext&>(k) = context;
-        k.choice = Distribution1D{cdf.data(), num_edges};
-        // edge_spp * H * W samples would go over all the edges; the edges sampled get the
-        // same density (their share of them).
-        double share = all_length > 0 ? wanted_length / all_length : 1.0;
-        // (At most kMaxEdgeSamples: check_backward_params; the pattern indexes them in 32 bits.)
-        int64_t all_samples = int64_t(p.edge_spp) * cam.width * cam.height;
-        k.num_samples =
-            std::min(all_samples, std::max<int64_t>(1, int64_t(std::ceil(double(all_samples) * share))));
-        k.samples_per_tile = 1024;
-        if (p.stats) p.stats->primary_edge_samples += k.num_samples;
-        int64_t tiles = (k.num_samples + k.samples_per_tile - 1) / k.samples_per_tile;
-        accumulate_tiles(k, tiles, layout.total, p.num_threads, out);
-    }
+    int64_t num_samples = primary_edge_distribution(context, &cdf);
+    if (num_samples == 0) return;
+    PrimaryEdgeTile t;
+    static_cast<BackwardContext&>(t.k) = context;
+    t.k.choice = Distribution1D{cdf.data(), context.num_edges};
+    t.k.num_samples = num_samples;
+    t.samples_per_tile = 1024;
+    if (context.p.stats) context.p.stats->primary_edge_samples += num_samples;
+    int64_t tiles = (num_samples + t.samples_per_tile - 1) / t.samples_per_tile;
+    accumulate_tiles(t, tiles, context.layout.total, context.p.num_threads, out);
 }
 
 }  // namespace bwd

@@ -1,12 +1,20 @@
 // backward_terms.h: what the terms of the reverse pass share (backward.h gives the overview).
 //
-//   backward_path.cpp       a path recorded for its reverse sweep; derivatives of a hit's geometry
-//   backward_interior.cpp   the interior kernel: the shading terms of every pixel sample's path,
+// The kernels' code is in headers, as RT_HOST_DEVICE functions that the CPU (the .cpp files) and
+// the CUDA backend (csrc/cuda/backward.cu) both call; they add gradients through an accumulator
+// type `Acc` (add(slot, value), set_pixel(pixel)): GradAccumulator on the CPU, a device one on
+// the GPU.
+//
+//   backward_path.h         a path recorded for its reverse sweep; derivatives of a hit's geometry
+//   backward_secondary.h    the secondary-edge term (an edge seen from a path vertex)
+//   backward_interior.h     the interior kernel: the shading terms of every pixel sample's path,
 //                           and at each of its vertices the secondary-edge samples
-//   backward_secondary.cpp  the secondary-edge term (an edge seen from a path vertex)
-//   backward_primary.cpp    the primary-edge kernel (edges seen from the camera)
+//   backward_primary.h      the primary-edge kernel (edges seen from the camera)
+//   backward_interior.cpp, backward_primary.cpp   their CPU drivers (tiles on the thread pool)
 //   backward.cpp            render_backward: checks, edge trees, the kernels in turn
 #pragma once
+
+#include <vector>
 
 #include "backward.h"
 #include "camera.h"
@@ -58,9 +66,6 @@ struct Path {
 
 enum { kNeeNone = 0, kNeeEnv = 1, kNeeArea = 2 };
 
-// The same path as radiance() traces, recorded. Keep the two in step.
-void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sampler, Path* path);
-
 // ---- Derivatives of a hit's geometry ----------------------------------------------------
 
 struct TriangleVerts {
@@ -68,7 +73,7 @@ struct TriangleVerts {
     Vec3 v[3];
 };
 
-inline TriangleVerts load_triangle(const SceneView& s, int tri) {
+RT_HOST_DEVICE RT_INLINE TriangleVerts load_triangle(const SceneView& s, int tri) {
     TriangleVerts t;
     for (int k = 0; k < 3; ++k) {
         t.idx[k] = s.indices[3 * size_t(tri) + k];
@@ -77,40 +82,38 @@ inline TriangleVerts load_triangle(const SceneView& s, int tri) {
     return t;
 }
 
-inline void add_vec3(GradAccumulator& acc, int base, int index, Vec3 g) {
+template <typename Acc>
+RT_HOST_DEVICE RT_INLINE void add_vec3(Acc& acc, int base, int index, Vec3 g) {
     acc.add(base + 3 * index + 0, g.x);
     acc.add(base + 3 * index + 1, g.y);
     acc.add(base + 3 * index + 2, g.z);
 }
 
-// Back-propagates gradients w.r.t. a vertex's position, shading normal and uv to the mesh
-// and to the ray that found it (through the barycentrics of the ray-plane intersection).
-void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVertex& pv, Vec3 d_p, Vec3 d_ns,
-                    Vec3 d_ng, Vec2 d_uv, GradAccumulator& acc, Vec3* d_org, Vec3* d_dir);
+// A view of one block of the parameter vector, for the d_ functions' Sink argument.
+template <typename Acc>
+struct SlotSink {
+    Acc* acc;
+    int base;
+    RT_HOST_DEVICE void add(int index, Real value) { acc->add(base + index, value); }
+};
 
 // ---- Secondary edges --------------------------------------------------------------------
 
 // With no bounce left and no environment, only emission arrives at a vertex: only edges in front
 // of an area light matter there.
-inline bool emission_only(const SceneView& s, int remaining_bounces) { return remaining_bounces == 0 && !s.has_envmap; }
+RT_HOST_DEVICE RT_INLINE bool emission_only(const SceneView& s, int remaining_bounces) {
+    return remaining_bounces == 0 && !s.has_envmap;
+}
 
 // Light triangles up to which an emission-only edge sample finds the emitter behind the edge
 // by testing them all instead of tracing the scene.
 constexpr int kMaxBruteForceLightTriangles = 64;
 
-inline int count_light_triangles(const SceneView& s) {
+RT_HOST_DEVICE RT_INLINE int count_light_triangles(const SceneView& s) {
     int n = 0;
     for (int l = 0; l < s.num_lights; ++l) n += s.lights[l].num_triangles;
     return n;
 }
-
-// The vertex of face f that is not on edge e.
-Vec3 third_vertex(const SceneView& s, const Edge& e, int f);
-
-// Of two faces f and g of edge e that lie on the same side of its image (a silhouette), whether f
-// is the one in front: its plane separates the viewer (at offset `to_viewer` from the edge, or
-// in that direction) from g's third vertex, for either winding.
-bool face_in_front(const SceneView& s, const Edge& e, int f, int g, Vec3 to_viewer);
 
 // Points on an edge part [t0, t1] (of v0 + t (v1 - v0)) are drawn uniformly in the angle the part
 // subtends at x: the term falls off as 1 / distance, so uniform in t would give heavy tails
@@ -121,35 +124,20 @@ struct EdgeSpan {
     bool angular;
 };
 
-EdgeSpan edge_span(Vec3 x, Vec3 v0, Vec3 v1, Real t0, Real t1);
-
-// Draws t from u; returns its density per unit t (0: none).
-Real sample_edge_point(const EdgeSpan& sp, Real u, Real* t);
-
-// The density per unit t with which sample_edge_point draws t.
-Real edge_point_pdf(const EdgeSpan& sp, Real t);
-
-// The boundary term of the scattering integral at vertex pv for edge `ei` at the point of
-// parameter t, drawn with density 1 / inv_density (over edges and t together; the estimator's
-// weight). Adds the gradient w.r.t. the edge's vertices and returns the one w.r.t. the vertex
-// position. `path_sampler` gives the paths that estimate the incoming radiance on both sides.
-Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery& query, int ei, Real t,
-                         Real inv_density, const GradLayout& layout, const PathVertex& pv, Vec3 d_L,
-                         int remaining_bounces, bool few_light_triangles, const Sampler& path_sampler,
-                         GradAccumulator& acc);
-
-// What both backward kernels read.
+// What both backward kernels read (by value: a GPU kernel takes it as its argument, its pointers
+// into device memory; p.stats is null there).
 struct BackwardContext {
-    const SceneView* s;
-    const CameraParams* camera;
-    const GradLayout* layout;
-    const BackwardParams* p;
+    SceneView s;
+    CameraParams camera;
+    GradLayout layout;
+    BackwardParams p;
     const Real* d_image;  // [H, W, 3]
     const Edge* edges;
     int num_edges;
 };
 
-inline void add_camera_grad(GradAccumulator& acc, const GradLayout& layout, const DCameraParams& d_cam) {
+template <typename Acc>
+RT_HOST_DEVICE RT_INLINE void add_camera_grad(Acc& acc, const GradLayout& layout, const DCameraParams& d_cam) {
     add_vec3(acc, layout.camera, 0, d_cam.position);
     add_vec3(acc, layout.camera, 1, d_cam.look_at);
     add_vec3(acc, layout.camera, 2, d_cam.up);
@@ -166,6 +154,16 @@ constexpr int kBoundaryPixelBoost = 4;
 void interior_terms(const BackwardContext& context, const EdgeTree& tree, const EdgeTree& grad_tree,
                     const GradOutput& out);
 void primary_edge_terms(const BackwardContext& context, const GradOutput& out);
+
+// The edge trees the interior kernel draws secondary edges from: over every edge that can matter
+// and, when p.shape_vertex_grad is set, over those of the shapes that need vertex gradients (left
+// empty otherwise; the kernel then uses `tree` for both). Both empty without secondary edges.
+void build_edge_trees(const SceneView& s, const std::vector<Edge>& edges, const BackwardParams& p, EdgeTree* tree,
+                      EdgeTree* grad_tree);
+
+// The primary-edge kernel's distribution over edges (*cdf, num_edges + 1 entries) and its number
+// of samples (0: no edge to sample).
+int64_t primary_edge_distribution(const BackwardContext& context, std::vector<Real>* cdf);
 
 }  // namespace bwd
 }  // namespace rt

@@ -258,7 +258,11 @@ RT_HOST_DEVICE RT_INLINE bool emitter_interval(const EdgeQuery& q, Vec3 a, Vec3 
             if (cuts[k] >= 0 && cuts[k] <= 1) ts[m++] = cuts[k];
         }
         for (int k = 1; k < m; ++k) {
-            for (int j = k; j > 0 && ts[j] < ts[j - 1]; --j) std::swap(ts[j], ts[j - 1]);
+            for (int j = k; j > 0 && ts[j] < ts[j - 1]; --j) {
+                double tmp = ts[j];  // (std::swap is host-only under CUDA)
+                ts[j] = ts[j - 1];
+                ts[j - 1] = tmp;
+            }
         }
         for (int k = 0; k + 1 < m; ++k) {
             if (ts[k + 1] <= ts[k]) continue;
@@ -521,6 +525,10 @@ public:
         std::vector<EdgeLeaf> leaves;
         std::vector<int> parent, node_of_leaf, leaf_of_edge;
     };
+    // The arrays the views point into (a device copy of the tree copies them).
+    const Arrays& all_arrays() const { return all_; }
+    const Arrays& emission_arrays() const { return emission_; }
+    const std::vector<EmitterBall>& emitters() const { return emitters_; }
 
 private:
     EdgeTreeView make_view(const Arrays& a) const {

@@ -6,7 +6,7 @@
 // edge samples); a tile is processed start to finish by one thread in a fixed order and its
 // sums are flushed as (slot, value) pairs sorted by slot. The tiles' pairs are then added up
 // in tile order. So the gradient is bit-for-bit the same for any number of threads.
-// (A GPU build will use atomics instead and be deterministic only up to rounding.)
+// (The CUDA backend keeps the same guarantee its own way: csrc/cuda/backward.cu.)
 #pragma once
 
 #include <algorithm>
@@ -108,13 +108,6 @@ private:
 
 // The accumulator of the calling thread, reset for a new tile.
 GradAccumulator& thread_grad_accumulator(int size, const double* probe);
-
-// A view of one block of the parameter vector, for the d_ functions' Sink argument.
-struct GradSink {
-    GradAccumulator* acc;
-    int base;
-    void add(int index, Real value) { acc->add(base + index, value); }
-};
 
 // Where accumulate_tiles puts its sums: the gradient (size layout.total) and, optionally, the
 // gradient image of a probe direction (one double per pixel).

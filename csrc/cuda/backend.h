@@ -2,7 +2,9 @@
 // bindings.cpp compiles with the host compiler alone).
 //
 // The kernels are the CPU's: render_pixel and intersect_ray (path_tracer.h) run one pixel or one
-// ray per GPU thread, from the same RT_HOST_DEVICE code. The scene is built on the host (the BVH,
+// ray per GPU thread, and the reverse pass's InteriorKernel and PrimaryEdgeKernel
+// (backward_interior.h, backward_primary.h) one pixel or a few edge samples, from the same
+// RT_HOST_DEVICE code. The scene is built on the host (the BVH,
 // the light and environment tables: SceneData) and its arrays are copied to the device once per
 // change (SceneData::generation); outputs and ray inputs are the caller's device memory (torch's
 // CUDA tensors, passed by pointer), so images never cross through the host.
@@ -15,6 +17,8 @@
 #include <new>
 #include <string>
 
+#include "core/backward.h"
+#include "core/edges.h"
 #include "core/path_tracer.h"
 #include "core/scene.h"
 
@@ -54,6 +58,12 @@ public:
     // intersect_rays() on `device`: every array is device memory.
     void intersect(const SceneData& data, const Real* origins, const Real* directions, int64_t n, Real* t,
                    int64_t* shape_id, int64_t* triangle_id, Real* uv, int device, uintptr_t stream);
+    // render_backward() on `device` (backward.cu): d_image ([H, W, 3] float32) and grad
+    // (layout.total doubles, added into) are device memory. params.stats is not used: the counts
+    // of edge samples and draws are returned. No probe (gradient_image runs on the CPU).
+    void backward(const SceneData& data, const std::vector<Edge>& edges, const GradLayout& layout,
+                  const BackwardParams& params, const Real* d_image, double* grad, int device, uintptr_t stream,
+                  int64_t* primary_samples, int64_t* secondary_draws);
     // Bytes of device memory the scene's copy holds now.
     size_t bytes() const;
 

@@ -1,21 +1,17 @@
-// backward_secondary.cpp: the secondary-edge term: an edge seen from a path vertex, where the
+// backward_secondary.h: the secondary-edge term: an edge seen from a path vertex, where the
 // radiance arriving there jumps (shadows, indirect visibility; backward_terms.h).
-#include "backward_terms.h"
+#pragma once
 
 #include <cmath>
 
-#include "cancel.h"
-#include "geometry.h"
-#include "light.h"
-#include "path_tracer.h"
+#include "backward_path.h"
 
 namespace rt {
 namespace bwd {
-namespace {
 
 // The nearest area-light triangle along `ray` (all of them tested): its emission toward the
 // ray's origin in *Le and its distance in *t; false when the ray meets none.
-bool closest_emitter(const SceneView& s, const Ray& ray, Vec3* Le, Real* t) {
+RT_HOST_DEVICE inline bool closest_emitter(const SceneView& s, const Ray& ray, Vec3* Le, Real* t) {
     detail::RayPrep r;
     if (!detail::prepare_ray(ray, &r)) return false;
     Real best = ray.tmax;
@@ -43,14 +39,32 @@ bool closest_emitter(const SceneView& s, const Ray& ray, Vec3* Le, Real* t) {
     return true;
 }
 
+// The vertex of face f that is not on edge e.
+RT_HOST_DEVICE RT_INLINE Vec3 third_vertex(const SceneView& s, const Edge& e, int f) {
+    const int* idx = s.indices + 3 * size_t(f);
+    int k = idx[0] != e.v0 && idx[0] != e.v1 ? 0 : (idx[1] != e.v0 && idx[1] != e.v1 ? 1 : 2);
+    return Vec3::load(s.vertices + 3 * size_t(idx[k]));
+}
+
+// Of two faces f and g of edge e that lie on the same side of its image (a silhouette), whether f
+// is the one in front: its plane separates the viewer (at offset `to_viewer` from the edge, or
+// in that direction) from g's third vertex, for either winding.
+RT_HOST_DEVICE RT_INLINE bool face_in_front(const SceneView& s, const Edge& e, int f, int g, Vec3 to_viewer) {
+    Vec3 nf = face_normal_unnormalised(s, f);
+    Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0));
+    Real viewer_side = dot(nf, to_viewer), other_side = dot(nf, third_vertex(s, e, g) - v0);
+    return (viewer_side > 0) != (other_side > 0);
+}
+
 // Which of edge e's faces covers each side of its image as seen from x, side 1 being the side
 // of +n_hat (n_hat normal to the plane of x and the edge): the side of each face's third
 // vertex, and when both lie on one side (a silhouette) the face in front. -1: no face there.
 // False when a face is seen edge-on from x.
-bool faces_on_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 n_hat, int face_on[2]) {
+RT_HOST_DEVICE inline bool faces_on_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 n_hat, int face_on[2]) {
     face_on[0] = face_on[1] = -1;
     Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0));
-    for (int f : {e.f0, e.f1}) {
+    const int faces[2] = {e.f0, e.f1};
+    for (int f : faces) {
         if (f < 0) continue;
         Real sd = dot(n_hat, third_vertex(s, e, f) - x);
         if (sd == 0) return false;
@@ -68,7 +82,7 @@ bool faces_on_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 n_hat, int f
 // only when an emitter can be seen: no ray at all for the many samples whose uncovered side
 // misses the lights. False when it does not apply (many light triangles, a face seen edge-on):
 // then the caller traces both rays.
-bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin, Vec3 m, Vec3 n_hat,
+RT_HOST_DEVICE inline bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin, Vec3 m, Vec3 n_hat,
                          const Vec3 dirs[2], Vec3 h[2]) {
     int face_on[2];
     if (!faces_on_sides(s, e, x, n_hat, face_on)) return false;
@@ -105,26 +119,7 @@ bool emission_edge_sides(const SceneView& s, const Edge& e, Vec3 x, Vec3 origin,
     return true;
 }
 
-}  // namespace
-
-// The vertex of face f that is not on edge e.
-Vec3 third_vertex(const SceneView& s, const Edge& e, int f) {
-    const int* idx = s.indices + 3 * size_t(f);
-    int k = idx[0] != e.v0 && idx[0] != e.v1 ? 0 : (idx[1] != e.v0 && idx[1] != e.v1 ? 1 : 2);
-    return Vec3::load(s.vertices + 3 * size_t(idx[k]));
-}
-
-// Of two faces f and g of edge e that lie on the same side of its image (a silhouette), whether f
-// is the one in front: its plane separates the viewer (at offset `to_viewer` from the edge, or
-// in that direction) from g's third vertex, for either winding.
-bool face_in_front(const SceneView& s, const Edge& e, int f, int g, Vec3 to_viewer) {
-    Vec3 nf = face_normal_unnormalised(s, f);
-    Vec3 v0 = Vec3::load(s.vertices + 3 * size_t(e.v0));
-    Real viewer_side = dot(nf, to_viewer), other_side = dot(nf, third_vertex(s, e, g) - v0);
-    return (viewer_side > 0) != (other_side > 0);
-}
-
-EdgeSpan edge_span(Vec3 x, Vec3 v0, Vec3 v1, Real t0, Real t1) {
+RT_HOST_DEVICE RT_INLINE EdgeSpan edge_span(Vec3 x, Vec3 v0, Vec3 v1, Real t0, Real t1) {
     EdgeSpan sp;
     sp.t0 = t0;
     sp.t1 = t1;
@@ -140,12 +135,12 @@ EdgeSpan edge_span(Vec3 x, Vec3 v0, Vec3 v1, Real t0, Real t1) {
 
 // The angle the part subtends at x, th_b - th_a with th = atan2(s, hgt), in a form that keeps its
 // precision when the difference is tiny (x near the edge's line, far from the part).
-Real subtended_angle(const EdgeSpan& sp) {
+RT_HOST_DEVICE RT_INLINE Real subtended_angle(const EdgeSpan& sp) {
     return std::atan2(sp.hgt * (sp.s_b - sp.s_a), sp.hgt * sp.hgt + sp.s_a * sp.s_b);
 }
 
 // Draws t from u; returns its density per unit t (0: none).
-Real sample_edge_point(const EdgeSpan& sp, Real u, Real* t) {
+RT_HOST_DEVICE RT_INLINE Real sample_edge_point(const EdgeSpan& sp, Real u, Real* t) {
     if (!sp.angular) {
         *t = sp.t0 + (sp.t1 - sp.t0) * u;
         return sp.t1 > sp.t0 ? 1 / (sp.t1 - sp.t0) : Real(0);
@@ -160,7 +155,7 @@ Real sample_edge_point(const EdgeSpan& sp, Real u, Real* t) {
 }
 
 // The density per unit t with which sample_edge_point draws t.
-Real edge_point_pdf(const EdgeSpan& sp, Real t) {
+RT_HOST_DEVICE RT_INLINE Real edge_point_pdf(const EdgeSpan& sp, Real t) {
     if (!(t >= sp.t0 && t <= sp.t1 && sp.t1 > sp.t0)) return 0;
     if (!sp.angular) return 1 / (sp.t1 - sp.t0);
     Real s_m = sp.s_a + (t - sp.t0) * sp.len;
@@ -172,10 +167,11 @@ Real edge_point_pdf(const EdgeSpan& sp, Real t) {
 // parameter t, drawn with density 1 / inv_density (over edges and t together; the estimator's
 // weight). Adds the gradient w.r.t. the edge's vertices and returns the one w.r.t. the vertex
 // position. `path_sampler` gives the paths that estimate the incoming radiance on both sides.
-Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery& query, int ei, Real t,
-                         Real inv_density, const GradLayout& layout, const PathVertex& pv, Vec3 d_L,
-                         int remaining_bounces, bool few_light_triangles, const Sampler& path_sampler,
-                         GradAccumulator& acc) {
+template <typename Acc>
+RT_HOST_DEVICE Vec3 secondary_edge_term(const SceneView& s, const Edge* edges, const EdgeQuery& query, int ei, Real t,
+                                        Real inv_density, const GradLayout& layout, const PathVertex& pv, Vec3 d_L,
+                                        int remaining_bounces, bool few_light_triangles, const Sampler& path_sampler,
+                                        Acc& acc) {
     Vec3 x = pv.sp.p;
     if (ei < 0 || !(inv_density > 0)) return Vec3(0);
     const Edge& e = edges[ei];

@@ -1,10 +1,8 @@
-// backward_path.cpp: a path recorded for its reverse sweep, and the derivatives of a hit's
-// geometry (backward_terms.h).
+// backward_path.h: a path recorded for its reverse sweep, and the derivatives of a hit's geometry
+// (backward_terms.h).
+#pragma once
+
 #include "backward_terms.h"
-
-#include <cmath>
-
-#include "cancel.h"
 #include "geometry.h"
 #include "light.h"
 #include "path_tracer.h"
@@ -13,7 +11,8 @@ namespace rt {
 namespace bwd {
 
 // The same path as radiance() traces, recorded. Keep the two in step.
-void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sampler, Path* path) {
+RT_HOST_DEVICE inline void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sampler,
+                                      Path* path) {
     path->n = 0;
     path->escaped = 0;
     Vec3 beta(1);
@@ -165,8 +164,9 @@ void trace_path(const SceneView& s, Ray ray, int max_bounces, const Sampler& sam
 
 // Back-propagates gradients w.r.t. a vertex's position, shading normal and uv to the mesh
 // and to the ray that found it (through the barycentrics of the ray-plane intersection).
-void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVertex& pv, Vec3 d_p, Vec3 d_ns,
-                    Vec3 d_ng, Vec2 d_uv, GradAccumulator& acc, Vec3* d_org, Vec3* d_dir) {
+template <typename Acc>
+RT_HOST_DEVICE void d_hit_geometry(const SceneView& s, const GradLayout& layout, const PathVertex& pv, Vec3 d_p,
+                                   Vec3 d_ns, Vec3 d_ng, Vec2 d_uv, Acc& acc, Vec3* d_org, Vec3* d_dir) {
     TriangleVerts tv = load_triangle(s, pv.hit.tri);
     Real t, b1, b2;
     if (!intersect_triangle(pv.ray.org, pv.ray.dir, tv.v[0], tv.v[1], tv.v[2], &t, &b1, &b2)) return;
