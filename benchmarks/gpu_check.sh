@@ -2,11 +2,13 @@
 # gpu_check.sh OUTDIR: the CUDA backend's checks on a GPU machine, in one call (issue 12).
 #
 # Builds raytrace in place with its CUDA backend (RT_CUDA=1, for sm_90 unless RT_CUDA_ARCH says
-# otherwise), runs the GPU tests (tests/test_cuda.py) and a few CPU test files as a smoke test of
-# the build, then the GPU benchmark; logs and results go to OUTDIR (build.log, tests.log,
-# bench_cuda.md, bench.log, nvidia-smi.txt). Sized to finish within about 5 minutes on one H200
-# with 16 cores: the build takes about 2 (backward.cu is the long one), the tests about 1, the
-# benchmark about 1. Uses the machine's python3 (with a CUDA build of torch); installs nothing.
+# otherwise), runs the GPU tests (tests/test_cuda.py), then the closed-form and finite-difference
+# gradient tests with every render on the GPU (RT_TEST_DEVICE=cuda), then the GPU benchmark
+# (benchmarks/bench_cuda.py, with Mitsuba 3 where .mi/mitsuba_cp312.zip was carried); logs and
+# results go to OUTDIR (build.log, tests.log, tests_on_gpu.log, bench_cuda.md, bench.log,
+# nvidia-smi.txt). Sized to finish within about 7 minutes on one H200 with 16 cores: the build
+# takes about 2 (backward.cu is the long one), the tests about 1, the benchmark about 3. Uses the
+# machine's python3 (with a CUDA build of torch); installs nothing.
 # The built extension is copied to OUTDIR too: RT_SKIP_BUILD=1 with it in raytrace/ skips the build.
 set -uo pipefail
 out=${1:?usage: benchmarks/gpu_check.sh OUTDIR}
@@ -29,12 +31,22 @@ else
 fi
 python3 -c "import raytrace._core as c; print('has_cuda', c.has_cuda, 'devices', c.cuda_device_count(), c.cuda_device_name(0))"
 start=$(date +%s)
-timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_render_basic.py tests/test_determinism.py \
-    2>&1 | tee "$out/tests.log" | tail -25
+timeout 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$out/tests.log" | tail -15
 tests_rc=${PIPESTATUS[0]}
-echo "tests: rc $tests_rc, $(( $(date +%s) - start )) s"
+echo "GPU tests: rc $tests_rc, $(( $(date +%s) - start )) s"
+# The closed-form and finite-difference gradient tests, every render on the GPU (tests/conftest.py).
 start=$(date +%s)
-timeout 200 python3 benchmarks/bench_cuda.py --out "$out/bench_cuda.md" ${BENCH_ARGS:-} > "$out/bench.log" 2>&1
+RT_TEST_DEVICE=cuda timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_closed_forms.py \
+    tests/test_gradients.py tests/test_gradient_terms.py tests/test_sphere_gradients.py 2>&1 \
+    | tee "$out/tests_on_gpu.log" | tail -15
+fd_rc=${PIPESTATUS[0]}
+echo "gradient tests on the GPU: rc $fd_rc, $(( $(date +%s) - start )) s"
+# Mitsuba 3 for the comparison, where its trimmed bundle was carried (.mi/README.txt).
+if [ -f .mi/mitsuba_cp312.zip ]; then
+    rm -rf /tmp/mi && mkdir -p /tmp/mi && unzip -q .mi/mitsuba_cp312.zip -d /tmp/mi && export PYTHONPATH=/tmp/mi:${PYTHONPATH:-}
+fi
+start=$(date +%s)
+timeout 300 python3 benchmarks/bench_cuda.py --out "$out/bench_cuda.md" ${BENCH_ARGS:-} > "$out/bench.log" 2>&1
 echo "bench: rc $?, $(( $(date +%s) - start )) s"
-tail -40 "$out/bench.log"
-exit "$tests_rc"
+tail -60 "$out/bench.log"
+[ "$tests_rc" = 0 ] && [ "$fd_rc" = 0 ]

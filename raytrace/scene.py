@@ -307,17 +307,24 @@ MIN_EXTENT = 1e-7
 
 def _check_values(state: "_SceneState") -> None:
     """The checks the constructors made, made again on the values as they are now: tensors are
-    mutable (an optimiser step, an in-place edit), and the core trusts what it is given."""
+    mutable (an optimiser step, an in-place edit), and the core trusts what it is given.
+
+    Shapes are checked first; the values of every tensor are then checked together, with one
+    synchronisation for a scene on a GPU (each tensor's own check, which names it, runs only
+    when something is wrong)."""
+    pending = []  # (tensor, name, nonnegative, positive)
+
     def check(t, name, shape=None, nonnegative=False, positive=False):
         if t is None:
             return
         if shape is not None:
             v.check_shape(t, name, shape)
-        v.check_values(t, name, nonnegative=nonnegative, positive=positive)
+        pending.append((t, name, nonnegative, positive))
     c = state.camera
     if c is not None:
         for attr, shape in (("position", (3,)), ("look_at", (3,)), ("up", (3,)), ("fov", ())):
             check(getattr(c, attr), f"Scene.camera.{attr}", shape)
+    ranges = []  # (shape index, number of vertices, its indices' [min, max])
     for i, s in enumerate(state.shapes):
         n = s.vertices.shape[0] if s.vertices.dim() == 2 else -1
         check(s.vertices, f"Scene.shapes[{i}].vertices", (None, 3))
@@ -326,10 +333,7 @@ def _check_values(state: "_SceneState") -> None:
         idx = s.indices
         v.check_shape(idx, f"Scene.shapes[{i}].indices", (None, 3))
         if idx.numel() > 0:
-            lo, hi = int(idx.min()), int(idx.max())
-            if lo < 0 or hi >= n:
-                raise ValueError(f"Scene.shapes[{i}].indices must have values in [0, {n}), the number of vertices "
-                                 f"(got min {lo}, max {hi})")
+            ranges.append((i, n, torch.stack(idx.aminmax()).to(torch.int64)))
     for i, m in enumerate(state.materials):
         for attr, channels, rule in (("diffuse_reflectance", 3, "nonnegative"),
                                      ("specular_reflectance", 3, "nonnegative"), ("roughness", 1, "positive")):
@@ -343,31 +347,56 @@ def _check_values(state: "_SceneState") -> None:
         check(light.intensity, f"Scene.area_lights[{i}].intensity", (3,), nonnegative=True)
     if state.envmap is not None:
         check(state.envmap.values, "Scene.envmap.values", (None, None, 3), nonnegative=True)
+    # All values at once: one flag per tensor, read back together.
+    flags = []
+    for t, _, nonnegative, positive in pending:
+        d = t.detach()
+        if d.numel() == 0:
+            continue
+        good = torch.isfinite(d).all()
+        if nonnegative:
+            good = good & (d >= 0).all()
+        if positive:
+            good = good & (d > 0).all()
+        flags.append(good.reshape(1))
+    read = torch.cat(flags + [r for _, _, r in ranges]).cpu() if flags or ranges else None
+    if flags and not bool(read[:len(flags)].all()):
+        for t, name, nonnegative, positive in pending:
+            v.check_values(t, name, nonnegative=nonnegative, positive=positive)  # (raises, naming it)
+    for k, (i, n, _) in enumerate(ranges):
+        lo, hi = int(read[len(flags) + 2 * k]), int(read[len(flags) + 2 * k + 1])
+        if lo < 0 or hi >= n:
+            raise ValueError(f"Scene.shapes[{i}].indices must have values in [0, {n}), the number of vertices "
+                             f"(got min {lo}, max {hi})")
 
 
 def _check_extent(state: "_SceneState") -> None:
-    """Raises when the scene lies outside the range of scales the core computes exactly."""
-    lo = hi = None
+    """Raises when the scene lies outside the range of scales the core computes exactly. (The
+    figures are computed where the tensors are and read back together: one synchronisation for
+    a scene on a GPU.)"""
+    names, bigs, lo, hi = [], [], None, None
     for i, s in enumerate(state.shapes):
         vmin, vmax = s.vertices.detach().aminmax(dim=0)
-        big = max(-float(vmin.min()), float(vmax.max()))
-        if big > MAX_COORDINATE:
-            raise ValueError(f"Scene.shapes[{i}].vertices has a coordinate of magnitude {big:g}: coordinates up to "
-                             f"{MAX_COORDINATE:g} are supported (scale the scene down: images do not change)")
+        names.append(f"Scene.shapes[{i}].vertices")
+        bigs.append(torch.maximum(-vmin.min(), vmax.max()).double().reshape(1))
         lo = vmin if lo is None else torch.minimum(lo, vmin)
         hi = vmax if hi is None else torch.maximum(hi, vmax)
     c = state.camera
     if c is not None:
         for name, t in (("position", c.position), ("look_at", c.look_at)):
-            big = float(t.detach().abs().max())
-            if big > MAX_COORDINATE:
-                raise ValueError(f"Scene.camera.{name} has a coordinate of magnitude {big:g}: coordinates up to "
-                                 f"{MAX_COORDINATE:g} are supported (scale the scene down: images do not change)")
-    if lo is not None:
-        extent = float((hi - lo).double().norm())
-        if 0 < extent < MIN_EXTENT:
-            raise ValueError(f"Scene.shapes span {extent:g} (the diagonal of their bounding box): scenes of at least "
-                             f"{MIN_EXTENT:g} are supported (scale the scene up: images do not change)")
+            names.append(f"Scene.camera.{name}")
+            bigs.append(t.detach().abs().max().double().reshape(1))
+    if not bigs:
+        return
+    extent = [] if lo is None else [(hi - lo).double().norm().reshape(1)]
+    read = torch.cat(bigs + extent).cpu().tolist()
+    for name, big in zip(names, read):
+        if big > MAX_COORDINATE:
+            raise ValueError(f"{name} has a coordinate of magnitude {big:g}: coordinates up to "
+                             f"{MAX_COORDINATE:g} are supported (scale the scene down: images do not change)")
+    if extent and 0 < read[-1] < MIN_EXTENT:
+        raise ValueError(f"Scene.shapes span {read[-1]:g} (the diagonal of their bounding box): scenes of at least "
+                         f"{MIN_EXTENT:g} are supported (scale the scene up: images do not change)")
 
 
 def _same(a, b) -> bool:

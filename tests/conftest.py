@@ -9,6 +9,7 @@ the API contract (pixel (0, 0) top-left, `up` to the top, box-filtered pixels) i
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -389,3 +390,36 @@ def project(points, position, look_at, up, fov, H, W, orthographic=False):
     scale = tan * dist if orthographic else zc * tan
     sx, sy = xc / scale, yc / (scale * H / W)
     return torch.stack([(sx + 1) / 2 * W, (1 - sy) / 2 * H], -1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Running the suite's renders on a GPU
+# ----------------------------------------------------------------------------------------------
+# RT_TEST_DEVICE=cuda runs every rt.render of the tests on that device: the scene is moved there
+# with Scene.to (which keeps the autograd graph, so the gradients of the tests' CPU tensors come
+# from the GPU's reverse pass) and the image comes back to the CPU. benchmarks/gpu_check.sh runs
+# the closed-form and finite-difference gradient tests so (issue 12); tests of CPU-side machinery
+# (BVH statistics, threads, the core's own objects) are not meant to run this way.
+_TEST_DEVICE = os.environ.get("RT_TEST_DEVICE", "cpu")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _render_on_test_device():
+    if _TEST_DEVICE == "cpu":
+        yield
+        return
+    from raytrace import _core
+    if not (_core.has_cuda and torch.cuda.is_available()):
+        pytest.exit(f"RT_TEST_DEVICE={_TEST_DEVICE} needs a GPU and raytrace built with RT_CUDA=1", returncode=2)
+    original = rt.render
+
+    def render_on_device(scene, *args, **kwargs):
+        moved = scene.to(_TEST_DEVICE)
+        moved._stats = scene._stats  # (the edge-sample counts of the backward, read by some tests)
+        return original(moved, *args, **kwargs).cpu()
+
+    rt.render = render_on_device
+    try:
+        yield
+    finally:
+        rt.render = original
