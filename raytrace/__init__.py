@@ -9,7 +9,7 @@ from .camera import Camera
 from .geometry import Mesh, box, plane, sphere, teapot, uv_sphere, vertex_normals
 from .light import AreaLight, EnvironmentMap
 from .material import Material
-from .render import gradient_image, render
+from .render import gradient_image, render, render_batch, view_seed
 from .scene import Scene
 from .shape import Shape
 from . import io, optim
@@ -17,6 +17,6 @@ from .io import imread, imwrite, load_mesh, load_mitsuba, load_obj, load_scene, 
 
 __version__ = "0.1.0"
 
-__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image", "imread", "io",
-           "imwrite",
-           "load_mesh", "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals"]
+__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image",
+           "imread", "io", "imwrite", "load_mesh", "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render",
+           "render_batch", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals", "view_seed"]

@@ -9,6 +9,7 @@ import torch
 
 from . import _limits as limits
 from . import _validation as v
+from .camera import Camera
 from .scene import Scene, _threads
 
 # Channel name -> (core id, width).
@@ -94,6 +95,99 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
     """
     if not isinstance(scene, Scene):
         raise TypeError(f"scene must be a raytrace.Scene (got {type(scene).__name__})")
+    settings = _settings(scene, spp, max_bounces, seed, channels, threads, edge_spp, secondary_spp,
+                         secondary_stride, boundary, interior)
+    return _render(scene, scene._state(), settings)
+
+
+def render_batch(scenes: Union[Scene, Sequence[Scene]], cameras: Optional[Sequence[Camera]] = None,
+                 spp: int = 16, max_bounces: int = 1, seed: int = 0, channels: Sequence[str] = ("radiance",),
+                 threads: Optional[int] = None, **kwargs) -> torch.Tensor:
+    """Renders several views in one call: [B, H, W, C].
+
+    Either a list of scenes (``render_batch([s1, s2])``), or one scene seen through several
+    cameras (``render_batch(scene, cameras=[c1, c2, c3])``): the cameras share the scene's BVH
+    and its other host-side tables, which are built once for the batch. All views must have the
+    same resolution. Each view is rendered, and differentiated, exactly as ``render`` would with
+    that view's seed: view b uses ``view_seed(seed, b)`` (view 0 uses ``seed`` itself), so the
+    views' noise is independent and the result does not depend on how views are batched. The
+    views are rendered one after another, each on all the threads (or the scene's GPU).
+
+    Args:
+        scenes: a Scene, or a list of Scene.
+        cameras: with one scene, the cameras to render it from (the scene's own camera is not
+            used and may be None); must be None with a list of scenes.
+        spp, max_bounces, seed, channels, threads and the keyword arguments of ``render``
+            (edge_spp, secondary_spp, secondary_stride, boundary, interior): as for ``render``.
+
+    Returns:
+        [B, H, W, C] float32 on the scenes' device, differentiable as ``render``'s images are.
+    """
+    if isinstance(scenes, Scene):
+        if cameras is None:
+            raise ValueError("render_batch: with one scene, pass cameras=[...] (or pass a list of scenes)")
+        if isinstance(cameras, Camera) or not isinstance(cameras, (list, tuple)) or len(cameras) == 0:
+            raise TypeError("render_batch: cameras must be a non-empty list of raytrace.Camera")
+        for i, c in enumerate(cameras):
+            if not isinstance(c, Camera):
+                raise TypeError(f"render_batch: cameras[{i}] must be a raytrace.Camera (got {type(c).__name__})")
+        base = scenes._state()
+        views = []
+        for c in cameras:
+            state = base._replace(camera=c)
+            _check_camera(state)
+            views.append((scenes, state))
+    else:
+        if cameras is not None:
+            raise ValueError("render_batch: cameras= goes with one scene; each scene of a list uses its own camera")
+        if isinstance(scenes, (str, bytes)) or not isinstance(scenes, (list, tuple)) or len(scenes) == 0:
+            raise TypeError("render_batch: scenes must be a raytrace.Scene or a non-empty list of them")
+        for i, sc in enumerate(scenes):
+            if not isinstance(sc, Scene):
+                raise TypeError(f"render_batch: scenes[{i}] must be a raytrace.Scene (got {type(sc).__name__})")
+        views = [(sc, sc._state()) for sc in scenes]
+    for i, (_, state) in enumerate(views):
+        if state.camera is None:
+            raise ValueError(f"render_batch: view {i} has no camera (its scene's camera is None)")
+        if state.camera.resolution != views[0][1].camera.resolution:
+            raise ValueError(f"render_batch: every view must have the same resolution (view 0: "
+                             f"{views[0][1].camera.resolution}, view {i}: {state.camera.resolution})")
+    images = []
+    for b, (scene, state) in enumerate(views):
+        settings = _settings(state, spp, max_bounces, seed, channels, threads, **kwargs)
+        settings["seed"] = view_seed(settings["seed"], b)
+        images.append(_render(scene, state, settings))
+    return torch.stack(images)
+
+
+def view_seed(seed: int, view: int) -> int:
+    """The seed of view `view` of a batch rendered with `seed` (render_batch): `seed` itself for
+    view 0, else a hash of both (in [0, 2**63)). Independent of how the views are batched."""
+    seed = v.integer(seed, "seed", minimum=0, maximum=limits.MAX_SEED)
+    view = v.integer(view, "view", minimum=0)
+    if view == 0:
+        return seed
+    x = (seed * 0x9E3779B97F4A7C15 + view * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 31
+    x = (x * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 29
+    return x & limits.MAX_SEED
+
+
+def _check_camera(state) -> None:
+    """The value checks of Scene._state for a camera put into a state afterwards."""
+    from .scene import _check_extent, _check_values
+    only_camera = state._replace(shapes=[], materials=[], area_lights=[], envmap=None)
+    only_camera.device()
+    _check_values(only_camera)
+    _check_extent(only_camera)
+    state.device()  # (the camera on the scene's device)
+
+
+def _settings(scene, spp, max_bounces, seed, channels, threads, edge_spp=None, secondary_spp=None,
+              secondary_stride=16, boundary=True, interior=True) -> dict:
+    """render's arguments checked, as the settings dict of one render. `scene`: a Scene or a
+    Scene._state() (its camera gives the resolution)."""
     spp, max_bounces, seed = _counts(spp, max_bounces, seed)
     if isinstance(channels, str) or not isinstance(channels, (list, tuple)) or len(channels) == 0:
         raise TypeError(f"channels must be a non-empty tuple of names from {tuple(CHANNELS)} (got {channels!r})")
@@ -116,16 +210,23 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
         "edge_spp": edge_spp, "interior": interior, "primary_edges": primary, "secondary_edges": secondary, "secondary_stride": secondary_stride,
     }
-    state = scene._state()
+    return settings
+
+
+def _render(scene: Scene, state, st: dict) -> torch.Tensor:
+    """Renders `state` (a Scene._state() of `scene`) with the settings `st`, as part of the
+    autograd graph when a tensor it reads requires grad."""
     params = _parameters(state)
     if torch.is_grad_enabled() and any(t.requires_grad for t, _ in params):
-        if max_bounces > _MAX_GRAD_BOUNCES:
+        if st["max_bounces"] > _MAX_GRAD_BOUNCES:
             raise ValueError(f"max_bounces must be <= {_MAX_GRAD_BOUNCES} when gradients are needed "
-                             f"(got {max_bounces})")
-        if primary:
-            limits.check_edge_samples(edge_spp, *scene.camera.resolution)
-        return _Render.apply(scene, settings, state, *[t for t, _ in params])
-    return _forward(scene, settings, state)
+                             f"(got {st['max_bounces']})")
+        if st["primary_edges"]:
+            limits.check_edge_samples(st["edge_spp"], *state.camera.resolution)
+        return _Render.apply(scene, st, state, *[t for t, _ in params])
+    return _forward(scene, st, state)
+
+
 
 
 def _parameters(scene):
