@@ -90,7 +90,8 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         [H, W, C] float32 tensor. When any scene tensor requires grad, the result is part of
         the autograd graph: its radiance channels are differentiable w.r.t. vertices, uvs,
         normals, material values and textures, light intensities, the environment map and the
-        camera's position, look_at, up and fov (the other channels carry no gradient). The
+        camera's position, look_at, up and fov (the other channels carry no gradient: a loss that
+        depends on them gets a RuntimeWarning naming them). The
         backward pass traces its own paths, from another random stream of the same seed.
     """
     if not isinstance(scene, Scene):
@@ -208,6 +209,7 @@ def _settings(scene, spp, max_bounces, seed, channels, threads, edge_spp=None, s
     settings = {
         "spp": spp, "max_bounces": max_bounces, "seed": seed, "threads": num_threads,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
+        "channels": list(channels),
         "edge_spp": edge_spp, "interior": interior, "primary_edges": primary, "secondary_edges": secondary, "secondary_stride": secondary_stride,
     }
     return settings
@@ -364,6 +366,22 @@ def _forward(scene: Scene, st: dict, state) -> torch.Tensor:
     return out
 
 
+def _warn_gradientless_channels(st: dict, d_out: torch.Tensor) -> None:
+    """A loss that depends on a channel other than radiance gets no gradient through it (issue 11):
+    say so, naming the channel, rather than return a silently partial gradient."""
+    names, offset = [], 0
+    for name in st["channels"]:
+        width = CHANNELS[name][1]
+        if (name != "radiance" or (offset, offset + width) != st["radiance_slice"]) and \
+                bool((d_out[..., offset:offset + width] != 0).any()):
+            names.append(name)
+        offset += width
+    if names:
+        warnings.warn(f"render: the loss depends on the channel(s) {names}, which carry no gradient (only the first "
+                      "'radiance' channel does, for now): that part of the gradient is zero", RuntimeWarning,
+                      stacklevel=3)
+
+
 def _stream(device: torch.device) -> int:
     """The handle of torch's current CUDA stream on `device`: the GPU backend works in its order."""
     return torch.cuda.current_stream(device).cuda_stream
@@ -405,6 +423,7 @@ class _Render(torch.autograd.Function):
         scene, st, state = ctx.scene, ctx.settings, ctx.state
         ctx.saved_tensors  # noqa: B018 (raises if a tensor the render read was modified in place)
         needs = ctx.needs_input_grad[3:]
+        _warn_gradientless_channels(st, d_out)
         if st["radiance_slice"] is None or not any(needs):
             return (None, None, None) + (None,) * len(needs)
         lo, hi = st["radiance_slice"]

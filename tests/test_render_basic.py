@@ -439,3 +439,17 @@ def test_environment_map_background(look_at):
     img_o = rt.render(scene_o, spp=4, max_bounces=0, seed=0).numpy()
     np.testing.assert_allclose(img_o, np.broadcast_to(envmap_lookup(vals, cam_o.forward),
                                                       img_o.shape), rtol=1e-4)
+
+
+def test_a_loss_on_a_channel_without_gradient_warns_naming_it():
+    from test_render_batch import _scene
+    scene = _scene()
+    verts = scene.shapes[0].vertices.requires_grad_(True)
+    img = rt.render(scene, spp=1, channels=("radiance", "alpha", "depth"))
+    with pytest.warns(RuntimeWarning, match=r"\['alpha'\].*carry no gradient"):
+        (img[..., :3].sum() + img[..., 3].sum()).backward()
+    assert verts.grad is not None  # (the radiance part still arrives)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rt.render(scene, spp=1, channels=("radiance", "alpha"))[..., :3].sum().backward()  # no warning

@@ -94,3 +94,4 @@ def test_bad_batches_are_named():
         bad.position[0] = float("nan")
     with pytest.raises(ValueError, match="Scene.camera.position contains NaN"):
         rt.render_batch(scene, cameras=[_camera(0), bad])
+
