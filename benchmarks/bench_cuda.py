@@ -91,9 +91,16 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="also write the tables (markdown) to this file")
     parser.add_argument("--quick", action="store_true", help="small sizes only (a smoke test)")
     parser.add_argument("--no-large", action="store_true", help="skip the 2-million-triangle scene")
+    parser.add_argument("--profile-step", action="store_true",
+                        help="only one forward+backward at 256x256, 16 spp (for a profiler: gpu_check.sh RT_PROFILE=1)")
     args = parser.parse_args()
     if not (_core.has_cuda and torch.cuda.is_available() and _core.cuda_device_count() > 0):
         sys.exit("bench_cuda.py needs a GPU and raytrace built with RT_CUDA=1 (docs/cuda.md)")
+    if args.profile_step:
+        fit = Fit("cuda", (256, 256))
+        fit.step(16)
+        torch.cuda.synchronize()
+        return
     threads = args.cpu_threads
     lines = [f"GPU: {_core.cuda_device_name(0)}", machine_info(), f"CPU reference: {threads} threads"]
     print("\n".join(lines), flush=True)

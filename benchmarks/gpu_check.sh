@@ -45,6 +45,16 @@ echo "gradient tests on the GPU: rc $fd_rc, $(( $(date +%s) - start )) s"
 if [ -f .mi/mitsuba_cp312.zip ]; then
     rm -rf /tmp/mi && mkdir -p /tmp/mi && unzip -q .mi/mitsuba_cp312.zip -d /tmp/mi && export PYTHONPATH=/tmp/mi:${PYTHONPATH:-}
 fi
+# RT_PROFILE=1: Nsight Compute's summary of one reverse pass's kernels (the interior kernel is
+# the one to make faster: docs/cuda.md), to OUTDIR/ncu.txt. Leaves the clocks alone.
+if [ "${RT_PROFILE:-0}" = 1 ] && command -v ncu > /dev/null; then
+    start=$(date +%s)
+    timeout 240 ncu --clock-control none --set basic --launch-count 6 -k regex:"interior|primary|probe|segment" \
+        python3 benchmarks/bench_cuda.py --profile-step > "$out/ncu.txt" 2>&1
+    echo "ncu: rc $?, $(( $(date +%s) - start )) s"
+    grep -E "interior|primary|Duration|Registers|Achieved Occupancy|Local Memory|Compute \(SM\)|Memory Throughput" \
+        "$out/ncu.txt" | head -40
+fi
 start=$(date +%s)
 timeout 300 python3 benchmarks/bench_cuda.py --out "$out/bench_cuda.md" ${BENCH_ARGS:-} > "$out/bench.log" 2>&1
 echo "bench: rc $?, $(( $(date +%s) - start )) s"
