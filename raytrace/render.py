@@ -90,8 +90,10 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         [H, W, C] float32 tensor. When any scene tensor requires grad, the result is part of
         the autograd graph: its radiance channels are differentiable w.r.t. vertices, uvs,
         normals, material values and textures, light intensities, the environment map and the
-        camera's position, look_at, up and fov (the other channels carry no gradient: a loss that
-        depends on them gets a RuntimeWarning naming them). The
+        camera's position, look_at, up and fov; its alpha channel w.r.t. vertices and the camera
+        (coverage is piecewise constant: its gradient is the silhouettes' primary-edge term, so it
+        needs boundary=True or "primary"). The other channels carry no gradient: a loss that
+        depends on them gets a RuntimeWarning naming them. The
         backward pass traces its own paths, from another random stream of the same seed.
     """
     if not isinstance(scene, Scene):
@@ -200,16 +202,18 @@ def _settings(scene, spp, max_bounces, seed, channels, threads, edge_spp=None, s
     num_threads = _threads(threads)
     edge_spp, primary, secondary, secondary_stride, interior = _sampling(
         scene, spp, edge_spp, secondary_spp, secondary_stride, boundary, interior)
-    radiance_slice = None
+    radiance_slice = alpha_index = None
     width = 0
     for c in channels:
         if c == "radiance" and radiance_slice is None:
             radiance_slice = (width, width + 3)
+        if c == "alpha" and alpha_index is None:
+            alpha_index = width
         width += CHANNELS[c][1]
     settings = {
         "spp": spp, "max_bounces": max_bounces, "seed": seed, "threads": num_threads,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
-        "channels": list(channels),
+        "channels": list(channels), "alpha_index": alpha_index,
         "edge_spp": edge_spp, "interior": interior, "primary_edges": primary, "secondary_edges": secondary, "secondary_stride": secondary_stride,
     }
     return settings
@@ -372,13 +376,14 @@ def _warn_gradientless_channels(st: dict, d_out: torch.Tensor) -> None:
     names, offset = [], 0
     for name in st["channels"]:
         width = CHANNELS[name][1]
-        if (name != "radiance" or (offset, offset + width) != st["radiance_slice"]) and \
-                bool((d_out[..., offset:offset + width] != 0).any()):
+        differentiable = (name == "radiance" and (offset, offset + width) == st["radiance_slice"]) or \
+            (name == "alpha" and offset == st["alpha_index"])
+        if not differentiable and bool((d_out[..., offset:offset + width] != 0).any()):
             names.append(name)
         offset += width
     if names:
         warnings.warn(f"render: the loss depends on the channel(s) {names}, which carry no gradient (only the first "
-                      "'radiance' channel does, for now): that part of the gradient is zero", RuntimeWarning,
+                      "'radiance' and the first 'alpha' channel do, for now): that part of the gradient is zero", RuntimeWarning,
                       stacklevel=3)
 
 
@@ -424,12 +429,21 @@ class _Render(torch.autograd.Function):
         ctx.saved_tensors  # noqa: B018 (raises if a tensor the render read was modified in place)
         needs = ctx.needs_input_grad[3:]
         _warn_gradientless_channels(st, d_out)
-        if st["radiance_slice"] is None or not any(needs):
+        d_alpha = None
+        if st["alpha_index"] is not None:
+            d_alpha = d_out[..., st["alpha_index"]].detach().to(torch.float32).contiguous()
+            if not bool((d_alpha != 0).any()):
+                d_alpha = None
+        if (st["radiance_slice"] is None and d_alpha is None) or not any(needs):
             return (None, None, None) + (None,) * len(needs)
-        lo, hi = st["radiance_slice"]
         device = state.device()
-        d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
-        finite_in = bool(torch.isfinite(d_image).all())  # (NaN in, NaN out, as torch's own ops)
+        if st["radiance_slice"] is None:
+            d_image = torch.zeros((*d_out.shape[:2], 3), dtype=torch.float32, device=d_out.device)
+        else:
+            lo, hi = st["radiance_slice"]
+            d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
+        finite_in = bool(torch.isfinite(d_image).all()) and (d_alpha is None or bool(torch.isfinite(d_alpha).all()))
+        # (NaN in, NaN out, as torch's own ops)
         params = _parameters(state)
         vertex_grad, camera_grad = _geometry_needs(state, [t for (t, _), need in zip(params, needs) if need])
         args = dict(spp=st["spp"], max_bounces=st["max_bounces"], seed=st["seed"], edge_spp=st["edge_spp"],
@@ -443,10 +457,11 @@ class _Render(torch.autograd.Function):
                     raise ValueError("d_image contains NaN or Inf")  # (as the CPU's core says)
                 offsets, total = _grad_layout(state)
                 grad = torch.zeros(total, dtype=torch.float64, device=device)
-                info = core.render_backward_cuda(d_image, grad, stream=_stream(device), **args)
+                info = core.render_backward_cuda(d_image, grad, stream=_stream(device), d_alpha=d_alpha, **args)
                 blocks = {b: grad[offsets[b][0]:offsets[b][1]].float() for b in offsets}
             else:
-                info = blocks = core.render_backward(d_image.numpy(), num_threads=st["threads"], **args)
+                info = blocks = core.render_backward(d_image.numpy(), num_threads=st["threads"],
+                                                     d_alpha=None if d_alpha is None else d_alpha.numpy(), **args)
                 blocks = {b: torch.from_numpy(blocks[b]) for b in _BLOCKS}
         scene._stats["primary_edge_samples"] = info["primary_edge_samples"]
         scene._stats["secondary_edge_draws"] = info["secondary_edge_draws"]

@@ -169,6 +169,21 @@ def test_gradients_match_cpu_term_by_term(terms):
 
 
 @gpu
+def test_alpha_gradients_match_cpu():
+    """A loss on radiance and alpha together: the alpha channel's primary-edge term on the GPU."""
+    grads = {}
+    for device in ("cpu", "cuda"):
+        scene = _scene(device, (16, 16))
+        params = [scene.shapes[0].vertices, scene.camera.position]
+        for p in params:
+            p.requires_grad_(True)
+        img = rt.render(scene, spp=4, max_bounces=1, seed=5, channels=("radiance", "alpha"))
+        (img[..., :3].sum() + 3 * img[..., 3].sum()).backward()
+        grads[device] = [p.grad for p in params]
+    _agree(grads["cuda"], grads["cpu"])
+
+
+@gpu
 def test_gradients_are_deterministic():
     a, _ = _grads("cuda", max_bounces=3)
     b, _ = _grads("cuda", max_bounces=3)

@@ -446,8 +446,8 @@ def test_a_loss_on_a_channel_without_gradient_warns_naming_it():
     scene = _scene()
     verts = scene.shapes[0].vertices.requires_grad_(True)
     img = rt.render(scene, spp=1, channels=("radiance", "alpha", "depth"))
-    with pytest.warns(RuntimeWarning, match=r"\['alpha'\].*carry no gradient"):
-        (img[..., :3].sum() + img[..., 3].sum()).backward()
+    with pytest.warns(RuntimeWarning, match=r"\['depth'\].*carry no gradient"):
+        (img[..., :3].sum() + img[..., 4].sum()).backward()
     assert verts.grad is not None  # (the radiance part still arrives)
     import warnings
     with warnings.catch_warnings():

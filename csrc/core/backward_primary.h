@@ -12,14 +12,17 @@ namespace rt {
 namespace bwd {
 
 // The radiance on both sides of edge e where it crosses screen point pt (L[0] at pt - eps n, L[1]
-// at pt + eps n, in the limit eps -> 0), t the screen-space parameter of pt on the projected edge.
+// at pt + eps n, in the limit eps -> 0), t the screen-space parameter of pt on the projected edge,
+// and the coverage (alpha) there: A[side] is 1 where that side hits a surface. With `radiance`
+// false, L is left zero (only the coverage is wanted).
 // A side covered by one of the edge's own faces is shaded on that face at the edge point itself:
 // offset rays would miss a face seen nearly edge-on, whose image is a sliver thinner than any
 // offset, and bias the term in proportion to the offset. A side that no face of the edge covers
 // (beyond a silhouette or a boundary) is traced with a ray offset by a small eps. Returns false
 // when something hides the edge point from the camera (no jump there).
 RT_HOST_DEVICE inline bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Real t, Vec2 pt,
-                                              Vec2 n, int max_bounces, const Sampler& sampler, Vec3 L[2]) {
+                                              Vec2 n, int max_bounces, const Sampler& sampler, bool radiance,
+                                              Vec3 L[2], Real A[2]) {
     const Camera& cam = s.camera;
     // The edge point seen at pt: screen-space t to world-space t (perspective-correct).
     Real t_w = t;
@@ -73,6 +76,9 @@ RT_HOST_DEVICE inline bool primary_edge_sides(const SceneView& s, const Edge& e,
     for (int side = 0; side < 2; ++side) {
         PrimaryInfo info;
         int f = face_on[side];
+        A[side] = (f >= 0 || far_found[side]) ? Real(1) : Real(0);
+        L[side] = Vec3(0);
+        if (!radiance) continue;
         if (f < 0) {
             L[side] = radiance_from(s, far_ray[side], far_found[side], far_hit[side], max_bounces, sampler, &info);
             continue;
@@ -117,14 +123,17 @@ struct PrimaryEdgeKernel : BackwardContext {
         acc.set_pixel(py * cam.width + px);
         if (px >= cam.width || py >= cam.height) return;
         Vec3 d_pix = Vec3::load(d_image + 3 * (size_t(py) * cam.width + px));
-        if (is_black(d_pix)) return;
+        Real d_alpha = p.d_alpha ? p.d_alpha[size_t(py) * cam.width + px] : Real(0);
+        if (is_black(d_pix) && d_alpha == 0) return;
         Vec2 n(-seg.y / seg_len, seg.x / seg_len);
         // Radiance just on either side, with the same random numbers.
         Sampler path_sampler(p.seed, kStreamEdge, uint64_t(0xfffffffeull), uint64_t(i));
         Vec3 L[2];
-        if (!primary_edge_sides(s, e, v0, v1, t, pt, n, p.max_bounces, path_sampler, L)) return;
-        // (L- - L+) times the normal velocity; pdf = p_edge / seg_len per unit length.
-        Real weight = dot(d_pix, L[0] - L[1]) * seg_len / (p_edge * Real(num_samples));
+        Real A[2];
+        if (!primary_edge_sides(s, e, v0, v1, t, pt, n, p.max_bounces, path_sampler, !is_black(d_pix), L, A)) return;
+        // (L- - L+), and the coverage's jump, times the normal velocity; pdf = p_edge / seg_len per
+        // unit length.
+        Real weight = (dot(d_pix, L[0] - L[1]) + d_alpha * (A[0] - A[1])) * seg_len / (p_edge * Real(num_samples));
         if (weight == 0) return;
         Vec3 d_v0(0), d_v1(0);
         DCameraParams d_cam{};
