@@ -353,7 +353,7 @@ public:
         p.num_channels = int(channels.size());
         *width = 0;
         for (size_t i = 0; i < channels.size(); ++i) {
-            if (channels[i] < 0 || channels[i] > kChannelShapeId) fail("unknown channel");
+            if (channels[i] < 0 || channels[i] > kLastChannel) fail("unknown channel");
             p.channels[i] = channels[i];
             *width += channel_width(channels[i]);
         }
@@ -573,7 +573,7 @@ public:
                              int64_t edge_spp, bool interior, bool primary_edges, int64_t secondary_edges,
                              int64_t threads, const py::object& probe, const py::object& shape_vertex_grad,
                              bool camera_grad, int64_t secondary_edges_traced, int64_t secondary_stride,
-                             const py::object& d_alpha) {
+                             const py::object& d_aux) {
         std::vector<uint8_t> vertex_grad;
         BackwardParams p = backward_params(spp, max_bounces, seed, edge_spp, interior, primary_edges, secondary_edges,
                                            threads, shape_vertex_grad, camera_grad, secondary_edges_traced,
@@ -582,10 +582,10 @@ public:
         FloatArray d = as_floats(d_image, "d_image", {c.height, c.width, 3});
         check_finite(d.data(), size_t(d.size()), "d_image");
         FloatArray a;
-        if (!d_alpha.is_none()) {
-            a = as_floats(d_alpha, "d_alpha", {c.height, c.width});
-            check_finite(a.data(), size_t(a.size()), "d_alpha");
-            p.d_alpha = a.data();
+        if (!d_aux.is_none()) {
+            a = as_floats(d_aux, "d_aux", {c.height, c.width, kAuxWidth});
+            check_finite(a.data(), size_t(a.size()), "d_aux");
+            p.d_aux = a.data();
         }
         GradLayout layout = grad_layout();
         std::vector<double> grad(size_t(layout.total), 0.0);
@@ -637,7 +637,7 @@ public:
                                   uint64_t seed, int64_t edge_spp, bool interior, bool primary_edges,
                                   int64_t secondary_edges, const py::object& shape_vertex_grad, bool camera_grad,
                                   int64_t secondary_edges_traced, int64_t secondary_stride, uintptr_t stream,
-                                  const py::object& d_alpha) {
+                                  const py::object& d_aux) {
         std::vector<uint8_t> vertex_grad;
         BackwardParams p = backward_params(spp, max_bounces, seed, edge_spp, interior, primary_edges, secondary_edges,
                                            0, shape_vertex_grad, camera_grad, secondary_edges_traced,
@@ -647,10 +647,10 @@ public:
         DeviceArray d = device_array(d_image, "d_image", "<f4", {c.height, c.width, 3}, false);
         DeviceArray g = device_array(grad, "grad", "<f8", {layout.total}, true);
         if (g.device != d.device) fail("grad must be on the GPU of d_image");
-        if (!d_alpha.is_none()) {
-            DeviceArray a = device_array(d_alpha, "d_alpha", "<f4", {c.height, c.width}, false);
-            if (a.device != d.device) fail("d_alpha must be on the GPU of d_image");
-            p.d_alpha = static_cast<const float*>(a.ptr);
+        if (!d_aux.is_none()) {
+            DeviceArray a = device_array(d_aux, "d_aux", "<f4", {c.height, c.width, kAuxWidth}, false);
+            if (a.device != d.device) fail("d_aux must be on the GPU of d_image");
+            p.d_aux = static_cast<const float*>(a.ptr);
         }
         if (!device_) device_.reset(new cuda::DeviceScene);
         int64_t primary = 0, draws = 0;
@@ -748,7 +748,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("spp"), py::arg("max_bounces"), py::arg("seed"), py::arg("edge_spp"), py::arg("interior"),
              py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("shape_vertex_grad"),
              py::arg("camera_grad"), py::arg("secondary_edges_traced"), py::arg("secondary_stride"),
-             py::arg("stream"), py::arg("d_alpha") = py::none())
+             py::arg("stream"), py::arg("d_aux") = py::none())
 #endif
         .def("sample_lights", &CoreScene::sample_lights)
         .def("pdf_lights", &CoreScene::pdf_lights)
@@ -761,7 +761,7 @@ PYBIND11_MODULE(_core, m) {
              py::arg("primary_edges"), py::arg("secondary_edges"), py::arg("num_threads"),
              py::arg("probe") = py::none(), py::arg("shape_vertex_grad") = py::none(), py::arg("camera_grad") = true,
              py::arg("secondary_edges_traced") = -1, py::arg("secondary_stride") = 16,
-             py::arg("d_alpha") = py::none());
+             py::arg("d_aux") = py::none());
 
     // BSDF, for the sampler tests (local frame, normal +z).
     m.def("bsdf_eval", [](const py::handle& kd, const py::handle& ks, float roughness, const py::handle& wo,

@@ -20,7 +20,16 @@ CHANNELS = {
     "normal": (3, 3),
     "albedo": (4, 3),
     "shape_id": (5, 1),
+    "position": (6, 3),
+    "geometry_normal": (7, 3),
+    "uv": (8, 2),
+    "barycentrics": (9, 2),
+    "triangle_id": (10, 1),
 }
+
+# The channels that carry gradients besides radiance, at their place in the core's d_aux.
+_AUX = {"alpha": 0, "depth": 1, "normal": 2, "albedo": 5, "position": 8, "geometry_normal": 11, "uv": 14}
+_AUX_WIDTH = 16
 
 # Every value a finite scene gives is finite; where one is not, the scene's values overflow
 # float32 on the way (radiance is light intensity x reflectances x geometric factors).
@@ -51,10 +60,15 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         seed: the random seed, 0 to 2**63 - 1. The same scene and seed give the same image, bit
             for bit, whatever the thread count.
         channels: names stacked along the last axis in this order: "radiance" (3, linear),
-            "alpha" (1, pixel coverage), "depth" (1, mean distance to the first hit, 0 on
-            misses), "normal" (3, mean shading normal facing the camera), "albedo" (3, mean
-            diffuse reflectance at the first hit), "shape_id" (1, the shape hit through the
-            pixel centre, -1 for none).
+            "alpha" (1, pixel coverage), "depth" (1, mean distance to the first hit), "normal"
+            (3, mean shading normal facing the camera), "albedo" (3, mean diffuse reflectance at
+            the first hit), "position" (3, mean first-hit point), "geometry_normal" (3, mean unit
+            geometric normal facing the camera), "uv" (2, mean texture coordinates of the first
+            hit), and, from the one ray through the pixel's centre, "shape_id" (1), "triangle_id"
+            (1, the triangle's index within its shape) and "barycentrics" (2, as
+            ``scene.intersect``'s uv). The means are over the pixel's samples, misses counting as
+            0: where nothing is hit every channel is 0 (depth too: mask a depth loss with alpha),
+            shape_id and triangle_id -1.
             At most 8 names.
         threads: worker threads, 1 to 256 (default: RT_NUM_THREADS or all cores, at most 256).
         edge_spp: primary-edge samples per pixel for the boundary gradient, 0 to 2**20, with
@@ -90,10 +104,13 @@ def render(scene: Scene, spp: int = 16, max_bounces: int = 1, seed: int = 0,
         [H, W, C] float32 tensor. When any scene tensor requires grad, the result is part of
         the autograd graph: its radiance channels are differentiable w.r.t. vertices, uvs,
         normals, material values and textures, light intensities, the environment map and the
-        camera's position, look_at, up and fov; its alpha channel w.r.t. vertices and the camera
-        (coverage is piecewise constant: its gradient is the silhouettes' primary-edge term, so it
-        needs boundary=True or "primary"). The other channels carry no gradient: a loss that
-        depends on them gets a RuntimeWarning naming them. The
+        camera's position, look_at, up and fov. The alpha, depth, normal, albedo, position,
+        geometry_normal and uv channels are differentiable too, w.r.t. what they depend on
+        (vertices, normals, uvs, the diffuse texture, the camera), their silhouettes' jumps
+        included (the primary-edge term: alpha, being piecewise constant, has only that, so it
+        needs boundary=True or "primary"). A radiance and an alpha loss, say, take one backward
+        pass. shape_id, triangle_id and barycentrics, and a second copy of a channel, carry no
+        gradient: a loss that depends on them gets a RuntimeWarning naming them. The
         backward pass traces its own paths, from another random stream of the same seed.
     """
     if not isinstance(scene, Scene):
@@ -202,18 +219,19 @@ def _settings(scene, spp, max_bounces, seed, channels, threads, edge_spp=None, s
     num_threads = _threads(threads)
     edge_spp, primary, secondary, secondary_stride, interior = _sampling(
         scene, spp, edge_spp, secondary_spp, secondary_stride, boundary, interior)
-    radiance_slice = alpha_index = None
+    radiance_slice = None
+    aux = {}  # the first of each auxiliary channel: its offset in the image
     width = 0
     for c in channels:
         if c == "radiance" and radiance_slice is None:
             radiance_slice = (width, width + 3)
-        if c == "alpha" and alpha_index is None:
-            alpha_index = width
+        if c in _AUX and c not in aux:
+            aux[c] = width
         width += CHANNELS[c][1]
     settings = {
         "spp": spp, "max_bounces": max_bounces, "seed": seed, "threads": num_threads,
         "channel_ids": [CHANNELS[c][0] for c in channels], "width": width, "radiance_slice": radiance_slice,
-        "channels": list(channels), "alpha_index": alpha_index,
+        "channels": list(channels), "aux": aux,
         "edge_spp": edge_spp, "interior": interior, "primary_edges": primary, "secondary_edges": secondary, "secondary_stride": secondary_stride,
     }
     return settings
@@ -377,13 +395,14 @@ def _warn_gradientless_channels(st: dict, d_out: torch.Tensor) -> None:
     for name in st["channels"]:
         width = CHANNELS[name][1]
         differentiable = (name == "radiance" and (offset, offset + width) == st["radiance_slice"]) or \
-            (name == "alpha" and offset == st["alpha_index"])
+            (name in _AUX and st["aux"].get(name) == offset)
         if not differentiable and bool((d_out[..., offset:offset + width] != 0).any()):
             names.append(name)
         offset += width
     if names:
-        warnings.warn(f"render: the loss depends on the channel(s) {names}, which carry no gradient (only the first "
-                      "'radiance' and the first 'alpha' channel do, for now): that part of the gradient is zero", RuntimeWarning,
+        warnings.warn(f"render: the loss depends on the channel(s) {names}, which carry no gradient (shape_id, "
+                      "triangle_id and barycentrics never do; of the others only the first of each name does): "
+                      "that part of the gradient is zero", RuntimeWarning,
                       stacklevel=3)
 
 
@@ -429,12 +448,17 @@ class _Render(torch.autograd.Function):
         ctx.saved_tensors  # noqa: B018 (raises if a tensor the render read was modified in place)
         needs = ctx.needs_input_grad[3:]
         _warn_gradientless_channels(st, d_out)
-        d_alpha = None
-        if st["alpha_index"] is not None:
-            d_alpha = d_out[..., st["alpha_index"]].detach().to(torch.float32).contiguous()
-            if not bool((d_alpha != 0).any()):
-                d_alpha = None
-        if (st["radiance_slice"] is None and d_alpha is None) or not any(needs):
+        d_aux = None
+        if st["aux"]:
+            # The core's layout (csrc/core/path_tracer.h, aux_values): alpha, depth, normal, albedo,
+            # position, geometry normal, uv.
+            d_aux = torch.zeros((*d_out.shape[:2], _AUX_WIDTH), dtype=torch.float32, device=d_out.device)
+            for name, offset in st["aux"].items():
+                at, width = _AUX[name], CHANNELS[name][1]
+                d_aux[..., at:at + width] = d_out[..., offset:offset + width].detach()
+            if not bool((d_aux != 0).any()):
+                d_aux = None
+        if (st["radiance_slice"] is None and d_aux is None) or not any(needs):
             return (None, None, None) + (None,) * len(needs)
         device = state.device()
         if st["radiance_slice"] is None:
@@ -442,7 +466,7 @@ class _Render(torch.autograd.Function):
         else:
             lo, hi = st["radiance_slice"]
             d_image = d_out[..., lo:hi].detach().to(torch.float32).contiguous()
-        finite_in = bool(torch.isfinite(d_image).all()) and (d_alpha is None or bool(torch.isfinite(d_alpha).all()))
+        finite_in = bool(torch.isfinite(d_image).all()) and (d_aux is None or bool(torch.isfinite(d_aux).all()))
         # (NaN in, NaN out, as torch's own ops)
         params = _parameters(state)
         vertex_grad, camera_grad = _geometry_needs(state, [t for (t, _), need in zip(params, needs) if need])
@@ -457,11 +481,11 @@ class _Render(torch.autograd.Function):
                     raise ValueError("d_image contains NaN or Inf")  # (as the CPU's core says)
                 offsets, total = _grad_layout(state)
                 grad = torch.zeros(total, dtype=torch.float64, device=device)
-                info = core.render_backward_cuda(d_image, grad, stream=_stream(device), d_alpha=d_alpha, **args)
+                info = core.render_backward_cuda(d_image, grad, stream=_stream(device), d_aux=d_aux, **args)
                 blocks = {b: grad[offsets[b][0]:offsets[b][1]].float() for b in offsets}
             else:
                 info = blocks = core.render_backward(d_image.numpy(), num_threads=st["threads"],
-                                                     d_alpha=None if d_alpha is None else d_alpha.numpy(), **args)
+                                                     d_aux=None if d_aux is None else d_aux.numpy(), **args)
                 blocks = {b: torch.from_numpy(blocks[b]) for b in _BLOCKS}
         scene._stats["primary_edge_samples"] = info["primary_edge_samples"]
         scene._stats["secondary_edge_draws"] = info["secondary_edge_draws"]

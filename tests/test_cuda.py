@@ -76,6 +76,15 @@ def test_render_matches_cpu_every_channel(max_bounces):
 
 
 @gpu
+def test_render_matches_cpu_geometry_channels():
+    names = ("position", "geometry_normal", "uv", "barycentrics", "triangle_id")
+    cpu = rt.render(_scene("cpu"), spp=8, max_bounces=1, seed=3, channels=names)
+    out = rt.render(_scene("cuda"), spp=8, max_bounces=1, seed=3, channels=names)
+    _compare(out, cpu)
+    assert float((out[..., -1].cpu() == cpu[..., -1]).float().mean()) > 0.99  # triangle_id
+
+
+@gpu
 def test_render_is_deterministic_and_follows_the_seed():
     scene = _scene("cuda")
     a = rt.render(scene, spp=4, max_bounces=2, seed=7, channels=ALL)
@@ -169,16 +178,20 @@ def test_gradients_match_cpu_term_by_term(terms):
 
 
 @gpu
-def test_alpha_gradients_match_cpu():
-    """A loss on radiance and alpha together: the alpha channel's primary-edge term on the GPU."""
+def test_auxiliary_channel_gradients_match_cpu():
+    """A loss on radiance and every differentiable auxiliary channel together: their interior and
+    primary-edge terms on the GPU."""
     grads = {}
     for device in ("cpu", "cuda"):
         scene = _scene(device, (16, 16))
-        params = [scene.shapes[0].vertices, scene.camera.position]
+        params = [scene.shapes[0].vertices, scene.shapes[0].normals, scene.shapes[0].uvs,
+                  scene.materials[0].diffuse_reflectance, scene.camera.position]
         for p in params:
             p.requires_grad_(True)
-        img = rt.render(scene, spp=4, max_bounces=1, seed=5, channels=("radiance", "alpha"))
-        (img[..., :3].sum() + 3 * img[..., 3].sum()).backward()
+        img = rt.render(scene, spp=4, max_bounces=1, seed=5, channels=("radiance", "alpha", "depth", "normal", "albedo",
+                                                                        "position", "geometry_normal", "uv"))
+        w = torch.linspace(0.5, 1.5, img.shape[-1], device=device)
+        (img * w).sum().backward()
         grads[device] = [p.grad for p in params]
     _agree(grads["cuda"], grads["cpu"])
 

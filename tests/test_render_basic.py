@@ -442,14 +442,16 @@ def test_environment_map_background(look_at):
 
 
 def test_a_loss_on_a_channel_without_gradient_warns_naming_it():
+    """shape_id never carries a gradient, nor a second copy of a channel: a loss on them warns,
+    naming them, and the rest of the gradient still arrives."""
     from test_render_batch import _scene
     scene = _scene()
     verts = scene.shapes[0].vertices.requires_grad_(True)
-    img = rt.render(scene, spp=1, channels=("radiance", "alpha", "depth"))
-    with pytest.warns(RuntimeWarning, match=r"\['depth'\].*carry no gradient"):
-        (img[..., :3].sum() + img[..., 4].sum()).backward()
+    img = rt.render(scene, spp=1, channels=("radiance", "alpha", "alpha", "shape_id"))
+    with pytest.warns(RuntimeWarning, match=r"\['alpha', 'shape_id'\].*carry no gradient"):
+        (img[..., :3].sum() + img[..., 4].sum() + img[..., 5].sum()).backward()
     assert verts.grad is not None  # (the radiance part still arrives)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        rt.render(scene, spp=1, channels=("radiance", "alpha"))[..., :3].sum().backward()  # no warning
+        rt.render(scene, spp=1, channels=("radiance", "alpha", "depth", "normal", "albedo"))[..., :11].sum().backward()

@@ -61,10 +61,11 @@ struct BackwardParams {
     const uint8_t* shape_vertex_grad = nullptr;
     int camera_grad = 1;
     BackwardStats* stats = nullptr;  // optional
-    // The gradient of the loss w.r.t. the alpha (coverage) channel, [H, W], or null. Coverage is
-    // piecewise constant: its whole derivative is the primary-edge term, the jump between a side
-    // that hits a surface and one that does not.
-    const Real* d_alpha = nullptr;
+    // The gradient of the loss w.r.t. the auxiliary channels, [H, W, kAuxWidth] (path_tracer.h:
+    // alpha, depth, normal, albedo), or null. Each has a primary-edge term (its jump across a
+    // silhouette) and, but for alpha (coverage is piecewise constant), an interior term at the
+    // first hit.
+    const Real* d_aux = nullptr;
 };
 
 // Throws std::invalid_argument / std::length_error naming the count when a parameter, the

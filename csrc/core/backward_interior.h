@@ -71,7 +71,13 @@ struct InteriorKernel : BackwardContext {
         int pixel = py * cam.width + px;
         acc.set_pixel(pixel);
         Vec3 d_pix = Vec3::load(d_image + 3 * size_t(pixel));
-        if (is_black(d_pix)) return true;
+        Real d_aux[kAuxWidth];
+        bool aux = false;
+        for (int k = 0; k < kAuxWidth; ++k) {
+            d_aux[k] = p.d_aux ? p.d_aux[size_t(pixel) * kAuxWidth + k] : Real(0);
+            aux = aux || d_aux[k] != 0;
+        }
+        if (is_black(d_pix) && !aux) return true;
         // Pixels on a visibility boundary take more samples: the faces seen nearly
         // edge-on there move their hit points by 1/cos, the largest terms of the
         // gradient's noise.
@@ -79,6 +85,7 @@ struct InteriorKernel : BackwardContext {
         const Probe rays[4] = {c[0], c[1], c[corners_x], c[corners_x + 1]};
         int n = on_visibility_boundary(rays) ? p.spp * kBoundaryPixelBoost : p.spp;
         d_pix = d_pix / Real(n);
+        for (int k = 0; k < kAuxWidth; ++k) d_aux[k] /= Real(n);
         DCameraParams d_cam{};
         uint32_t pattern_key = hash32(uint32_t(p.seed * 0x2545f491u) ^ 0x3c6ef372u, uint32_t(pixel));
         // Emission-only vertices take their secondary terms on the pixel's samples smp
@@ -109,8 +116,8 @@ struct InteriorKernel : BackwardContext {
                 ew.u_emission = cmj_sample(uint32_t(uint64_t(smp) / stride), uint32_t(emission_per_pixel),
                                            pattern_key ^ 0x7f4a7c15u).y;
             }
-            d_path(s, path, d_pix, edge_sampler, ew, uint64_t(pixel), uint64_t(smp), acc, sx, sy, &d_cam,
-                   draws);
+            d_path(s, path, d_pix, aux ? d_aux : nullptr, edge_sampler, ew, uint64_t(pixel), uint64_t(smp), acc, sx,
+                   sy, &d_cam, draws);
         }
         add_camera_grad(acc, layout, d_cam);
         return true;
@@ -123,10 +130,12 @@ struct InteriorKernel : BackwardContext {
         Real emission, u_emission;
     };
 
+    // The terms of one path: d_pix is this sample's share of the pixel's radiance gradient, d_aux
+    // (or null) of its auxiliary channels' (kAuxWidth values).
     template <typename Acc>
-    RT_HOST_DEVICE void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Sampler& edge_sampler,
-                               const EdgeWeights& ew, uint64_t pixel, uint64_t smp, Acc& acc, Real sx, Real sy,
-                               DCameraParams* d_cam, int64_t* draws) const {
+    RT_HOST_DEVICE void d_path(const SceneView& s, const Path& path, Vec3 d_pix, const Real* d_aux,
+                               const Sampler& edge_sampler, const EdgeWeights& ew, uint64_t pixel, uint64_t smp,
+                               Acc& acc, Real sx, Real sy, DCameraParams* d_cam, int64_t* draws) const {
         const GradLayout& L = layout;
         SlotSink<Acc> tex_sink{&acc, L.texels};
         SlotSink<Acc> env_sink{&acc, L.envmap};
@@ -191,7 +200,7 @@ struct InteriorKernel : BackwardContext {
                 // (Emission-only with no area light: nothing arrives, no edge matters.)
                 Real edge_weight = emission ? (s.num_lights > 0 ? ew.emission : Real(0)) : ew.traced;
                 if (p.secondary_edges + p.secondary_edges_traced > 0 && edge_weight > 0 &&
-                    (x_grad[k] || has_grad_trees)) {
+                    (x_grad[k] || has_grad_trees) && !is_black(d_pix)) {
                     Sampler path_sampler(p.seed, kStreamEdge + 1 + uint32_t(k), pixel, smp);
                     // At the first vertex the pixel's samples share one stratified pattern.
                     Real u = k == 0 ? (emission ? ew.u_emission : ew.u_traced) : edge_sampler.get(uint32_t(k));
@@ -273,6 +282,29 @@ struct InteriorKernel : BackwardContext {
                         }
                     }
                 }
+            }
+            // The auxiliary channels' interior terms, at the first hit (alpha has none; the layout of
+            // d_aux is aux_values', path_tracer.h).
+            if (k == 0 && d_aux && p.interior) {
+                // Depth: |p - origin| along the camera ray (p slides along it as the surface moves).
+                Vec3 w = pv.sp.p - pv.ray.org;
+                Real len = length(w);
+                if (len > 0) {
+                    Vec3 g = w * (d_aux[1] / len);
+                    d_p += g;
+                    d_cam_org += -g;
+                }
+                // Normal: the shading normal facing the camera; pv.ns is pv.side x sp.ns.
+                Real facing = dot(pv.sp.ns, pv.wo) < 0 ? Real(-1) : Real(1);
+                d_ns += Vec3(d_aux[2], d_aux[3], d_aux[4]) * (facing * pv.side);
+                // Albedo: the diffuse texture at the hit's uv.
+                d_texture_lookup(s.texels, s.materials[pv.material_id].diffuse, pv.sp.uv,
+                                 Vec3(d_aux[5], d_aux[6], d_aux[7]), tex_sink, &d_uv);
+                // Position, the geometric normal facing the camera (pv.ng is pv.side x sp.ng), uv.
+                d_p += Vec3(d_aux[8], d_aux[9], d_aux[10]);
+                Real facing_g = dot(pv.sp.ng, pv.wo) < 0 ? Real(-1) : Real(1);
+                d_ng += Vec3(d_aux[11], d_aux[12], d_aux[13]) * (facing_g * pv.side);
+                d_uv = Vec2(d_uv.x + d_aux[14], d_uv.y + d_aux[15]);
             }
             if (!p.interior) {
                 // Only the boundary terms: the vertex position still carries their gradient.

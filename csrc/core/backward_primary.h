@@ -13,8 +13,8 @@ namespace bwd {
 
 // The radiance on both sides of edge e where it crosses screen point pt (L[0] at pt - eps n, L[1]
 // at pt + eps n, in the limit eps -> 0), t the screen-space parameter of pt on the projected edge,
-// and the coverage (alpha) there: A[side] is 1 where that side hits a surface. With `radiance`
-// false, L is left zero (only the coverage is wanted).
+// and, with `aux`, the auxiliary channels there (aux_values of each side's first hit: A[side]).
+// With `radiance` false, L is left zero (only the auxiliary channels are wanted).
 // A side covered by one of the edge's own faces is shaded on that face at the edge point itself:
 // offset rays would miss a face seen nearly edge-on, whose image is a sliver thinner than any
 // offset, and bias the term in proportion to the offset. A side that no face of the edge covers
@@ -22,7 +22,7 @@ namespace bwd {
 // when something hides the edge point from the camera (no jump there).
 RT_HOST_DEVICE inline bool primary_edge_sides(const SceneView& s, const Edge& e, Vec3 v0, Vec3 v1, Real t, Vec2 pt,
                                               Vec2 n, int max_bounces, const Sampler& sampler, bool radiance,
-                                              Vec3 L[2], Real A[2]) {
+                                              bool aux, Vec3 L[2], Real A[2][kAuxWidth]) {
     const Camera& cam = s.camera;
     // The edge point seen at pt: screen-space t to world-space t (perspective-correct).
     Real t_w = t;
@@ -76,11 +76,12 @@ RT_HOST_DEVICE inline bool primary_edge_sides(const SceneView& s, const Edge& e,
     for (int side = 0; side < 2; ++side) {
         PrimaryInfo info;
         int f = face_on[side];
-        A[side] = (f >= 0 || far_found[side]) ? Real(1) : Real(0);
         L[side] = Vec3(0);
-        if (!radiance) continue;
         if (f < 0) {
-            L[side] = radiance_from(s, far_ray[side], far_found[side], far_hit[side], max_bounces, sampler, &info);
+            if (aux) aux_values(s, far_ray[side], far_found[side], far_hit[side], A[side]);
+            if (radiance) {
+                L[side] = radiance_from(s, far_ray[side], far_found[side], far_hit[side], max_bounces, sampler, &info);
+            }
             continue;
         }
         // The hit on face f at the edge point: barycentrics 1 - t_w and t_w on the edge's ends.
@@ -88,7 +89,9 @@ RT_HOST_DEVICE inline bool primary_edge_sides(const SceneView& s, const Edge& e,
         Real b[3];
         for (int k = 0; k < 3; ++k) b[k] = idx[k] == e.v0 ? 1 - t_w : (idx[k] == e.v1 ? t_w : Real(0));
         Hit hit{t_m, f, b[1], b[2]};
-        L[side] = radiance_from(s, Ray{centre.org, dir, 0, kInfinity}, true, hit, max_bounces, sampler, &info);
+        Ray ray{centre.org, dir, 0, kInfinity};
+        if (aux) aux_values(s, ray, true, hit, A[side]);
+        if (radiance) L[side] = radiance_from(s, ray, true, hit, max_bounces, sampler, &info);
     }
     return true;
 }
@@ -123,17 +126,28 @@ struct PrimaryEdgeKernel : BackwardContext {
         acc.set_pixel(py * cam.width + px);
         if (px >= cam.width || py >= cam.height) return;
         Vec3 d_pix = Vec3::load(d_image + 3 * (size_t(py) * cam.width + px));
-        Real d_alpha = p.d_alpha ? p.d_alpha[size_t(py) * cam.width + px] : Real(0);
-        if (is_black(d_pix) && d_alpha == 0) return;
+        Real d_aux[kAuxWidth];
+        bool aux = false;
+        for (int k = 0; k < kAuxWidth; ++k) {
+            d_aux[k] = p.d_aux ? p.d_aux[(size_t(py) * cam.width + px) * kAuxWidth + k] : Real(0);
+            aux = aux || d_aux[k] != 0;
+        }
+        if (is_black(d_pix) && !aux) return;
         Vec2 n(-seg.y / seg_len, seg.x / seg_len);
         // Radiance just on either side, with the same random numbers.
         Sampler path_sampler(p.seed, kStreamEdge, uint64_t(0xfffffffeull), uint64_t(i));
         Vec3 L[2];
-        Real A[2];
-        if (!primary_edge_sides(s, e, v0, v1, t, pt, n, p.max_bounces, path_sampler, !is_black(d_pix), L, A)) return;
-        // (L- - L+), and the coverage's jump, times the normal velocity; pdf = p_edge / seg_len per
-        // unit length.
-        Real weight = (dot(d_pix, L[0] - L[1]) + d_alpha * (A[0] - A[1])) * seg_len / (p_edge * Real(num_samples));
+        Real A[2][kAuxWidth];
+        if (!primary_edge_sides(s, e, v0, v1, t, pt, n, p.max_bounces, path_sampler, !is_black(d_pix), aux, L, A)) {
+            return;
+        }
+        // (L- - L+), and the auxiliary channels' jumps, times the normal velocity; pdf = p_edge /
+        // seg_len per unit length.
+        Real jump = dot(d_pix, L[0] - L[1]);
+        if (aux) {
+            for (int k = 0; k < kAuxWidth; ++k) jump += d_aux[k] * (A[0][k] - A[1][k]);
+        }
+        Real weight = jump * seg_len / (p_edge * Real(num_samples));
         if (weight == 0) return;
         Vec3 d_v0(0), d_v1(0);
         DCameraParams d_cam{};

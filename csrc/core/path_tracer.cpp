@@ -15,12 +15,12 @@ struct RenderKernel {
     SceneView scene;
     RenderParams params;
     int out_width;  // floats per pixel
-    bool need_shape_id;
+    bool need_centre;
     Real* out;
 
     void operator()(int pixel) const {
         // A cancelled pixel returns early; the region then throws Cancelled.
-        render_pixel(scene, params, need_shape_id, pixel, out + size_t(pixel) * out_width,
+        render_pixel(scene, params, need_centre, pixel, out + size_t(pixel) * out_width,
                      [] { return cancel_requested(); });
     }
 };
@@ -52,7 +52,7 @@ void render(const SceneView& scene, const RenderParams& params, Real* out) {
     RenderKernel k;
     k.scene = scene;
     k.params = params;
-    k.out_width = output_width(params, &k.need_shape_id);
+    k.out_width = output_width(params, &k.need_centre);
     k.out = out;
     int64_t n = int64_t(scene.camera.width) * scene.camera.height;
     parallel_for(k, n, params.num_threads, 16);

@@ -22,11 +22,28 @@ enum Channel : int {
     kChannelNormal = 3,    // 3
     kChannelAlbedo = 4,    // 3
     kChannelShapeId = 5,   // 1
+    kChannelPosition = 6,        // 3
+    kChannelGeometryNormal = 7,  // 3
+    kChannelUV = 8,              // 2
+    kChannelBarycentrics = 9,    // 2
+    kChannelTriangleId = 10,     // 1
+    kLastChannel = 10,
 };
-constexpr int kMaxChannels = 8;
+constexpr int kMaxChannels = 8;  // per call
 
 RT_HOST_DEVICE RT_INLINE int channel_width(int c) {
-    return (c == kChannelRadiance || c == kChannelNormal || c == kChannelAlbedo) ? 3 : 1;
+    switch (c) {
+        case kChannelRadiance: case kChannelNormal: case kChannelAlbedo: case kChannelPosition:
+        case kChannelGeometryNormal: return 3;
+        case kChannelUV: case kChannelBarycentrics: return 2;
+        default: return 1;
+    }
+}
+
+// The channels read from the one ray through the pixel's centre (ids, and the barycentrics that go
+// with triangle_id), not averaged over the samples.
+RT_HOST_DEVICE RT_INLINE bool centre_channel(int c) {
+    return c == kChannelShapeId || c == kChannelBarycentrics || c == kChannelTriangleId;
 }
 
 struct RenderParams {
@@ -49,7 +66,46 @@ struct PrimaryInfo {
     Real depth;
     Vec3 normal;   // shading normal, facing the camera
     Vec3 albedo;
+    Vec3 position;
+    Vec3 geometry_normal;  // unit geometric normal, facing the camera
+    Vec2 uv;
 };
+
+// The auxiliary channels of a first hit (what render()'s depth, normal, albedo, position,
+// geometry_normal and uv channels average), from its surface point: radiance_from() and the
+// reverse pass's primary edges share it.
+RT_HOST_DEVICE RT_INLINE void fill_primary(const SceneView& s, const Ray& ray, const Hit& hit, const SurfacePoint& sp,
+                                           Vec3 wo, PrimaryInfo* primary) {
+    primary->depth = hit.t * length(ray.dir);
+    primary->normal = dot(sp.ns, wo) < 0 ? -sp.ns : sp.ns;
+    primary->albedo = texture_lookup(s.texels, s.materials[s.shapes[sp.shape_id].material_id].diffuse, sp.uv);
+    primary->position = sp.p;
+    primary->geometry_normal = dot(sp.ng, wo) < 0 ? -sp.ng : sp.ng;
+    primary->uv = sp.uv;
+}
+
+// The auxiliary values of one first hit as one vector (all zero where nothing is hit), the layout
+// of BackwardParams::d_aux: alpha, depth, normal (3), albedo (3), position (3), geometry normal
+// (3), uv (2).
+constexpr int kAuxWidth = 16;
+RT_HOST_DEVICE RT_INLINE void aux_values(const SceneView& s, const Ray& ray, bool found, const Hit& hit,
+                                         Real out[kAuxWidth]) {
+    for (int k = 0; k < kAuxWidth; ++k) out[k] = 0;
+    if (!found) return;
+    SurfacePoint sp = surface_point(s, hit);
+    PrimaryInfo info;
+    fill_primary(s, ray, hit, sp, -normalize(ray.dir), &info);
+    out[0] = 1;
+    out[1] = info.depth;
+    for (int k = 0; k < 3; ++k) {
+        out[2 + k] = info.normal[k];
+        out[5 + k] = info.albedo[k];
+        out[8 + k] = info.position[k];
+        out[11 + k] = info.geometry_normal[k];
+    }
+    out[14] = info.uv.x;
+    out[15] = info.uv.y;
+}
 
 // Whether nothing blocks the segment from `p` (already offset) to `q`.
 RT_HOST_DEVICE RT_INLINE bool visible(const SceneView& s, Vec3 p, Vec3 q) {
@@ -107,11 +163,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance_from(const SceneView& s, Ray ray, bool fo
         Vec3 wo = -normalize(ray.dir);
         const ShapeData& shape = s.shapes[sp.shape_id];
         const Material& material = s.materials[shape.material_id];
-        if (bounce == 0) {
-            primary->depth = hit.t * length(ray.dir);
-            primary->normal = dot(sp.ns, wo) < 0 ? -sp.ns : sp.ns;
-            primary->albedo = texture_lookup(s.texels, material.diffuse, sp.uv);
-        }
+        if (bounce == 0) fill_primary(s, ray, hit, sp, wo, primary);
         // Emission, MIS-weighted against area-light sampling.
         if (shape.light_id >= 0) {
             Vec3 Le = area_light_emission(s.lights[shape.light_id], sp.ng, wo);
@@ -209,7 +261,7 @@ RT_HOST_DEVICE RT_INLINE Vec3 radiance(const SceneView& s, Ray ray, int max_boun
 // 16 samples (the CPU's Ctrl-C); when it returns true the pixel is left unwritten and false is
 // returned.
 template <typename Stop>
-RT_HOST_DEVICE RT_INLINE bool render_pixel(const SceneView& scene, const RenderParams& params, bool need_shape_id,
+RT_HOST_DEVICE RT_INLINE bool render_pixel(const SceneView& scene, const RenderParams& params, bool need_centre,
                                            int pixel, Real* o, const Stop& stop) {
     const Camera& cam = scene.camera;
     int px = pixel % cam.width, py = pixel / cam.width;
@@ -217,12 +269,13 @@ RT_HOST_DEVICE RT_INLINE bool render_pixel(const SceneView& scene, const RenderP
     double radiance_sum[3] = {0, 0, 0};
     double alpha_sum = 0, depth_sum = 0;
     double normal_sum[3] = {0, 0, 0}, albedo_sum[3] = {0, 0, 0};
+    double position_sum[3] = {0, 0, 0}, gnormal_sum[3] = {0, 0, 0}, uv_sum[2] = {0, 0};
     for (int s = 0; s < params.spp; ++s) {
         if ((s & 15) == 0 && stop()) return false;
         Vec2 j = cmj_sample(uint32_t(s), uint32_t(params.spp), pattern_key);
         Ray ray = generate_ray(cam, Real(px) + j.x, Real(py) + j.y);
         Sampler sampler(params.seed, kStreamForward, uint64_t(pixel), uint64_t(s));
-        PrimaryInfo primary{0, 0, Vec3(0), Vec3(0)};
+        PrimaryInfo primary{0, 0, Vec3(0), Vec3(0), Vec3(0), Vec3(0), Vec2(0, 0)};
         Vec3 L = radiance(scene, ray, params.max_bounces, sampler, &primary);
         radiance_sum[0] += L.x;
         radiance_sum[1] += L.y;
@@ -233,14 +286,24 @@ RT_HOST_DEVICE RT_INLINE bool render_pixel(const SceneView& scene, const RenderP
             for (int k = 0; k < 3; ++k) {
                 normal_sum[k] += primary.normal[k];
                 albedo_sum[k] += primary.albedo[k];
+                position_sum[k] += primary.position[k];
+                gnormal_sum[k] += primary.geometry_normal[k];
             }
+            uv_sum[0] += primary.uv.x;
+            uv_sum[1] += primary.uv.y;
         }
     }
-    int shape_at_centre = -1;
-    if (need_shape_id) {
+    int shape_at_centre = -1, triangle_at_centre = -1;
+    Real bary_at_centre[2] = {0, 0};
+    if (need_centre) {
         Ray ray = generate_ray(cam, Real(px) + Real(0.5), Real(py) + Real(0.5));
         Hit hit;
-        if (intersect(scene.bvh, ray, &hit)) shape_at_centre = scene.tri_shape[hit.tri];
+        if (intersect(scene.bvh, ray, &hit)) {
+            shape_at_centre = scene.tri_shape[hit.tri];
+            triangle_at_centre = hit.tri - scene.shapes[shape_at_centre].tri_offset;
+            bary_at_centre[0] = hit.u;
+            bary_at_centre[1] = hit.v;
+        }
     }
     // Box filter: the average of the samples.
     double inv = 1.0 / double(params.spp);
@@ -258,19 +321,32 @@ RT_HOST_DEVICE RT_INLINE bool render_pixel(const SceneView& scene, const RenderP
                 for (int k = 0; k < 3; ++k) *o++ = Real(albedo_sum[k] * inv);
                 break;
             case kChannelShapeId: *o++ = Real(shape_at_centre); break;
+            case kChannelPosition:
+                for (int k = 0; k < 3; ++k) *o++ = Real(position_sum[k] * inv);
+                break;
+            case kChannelGeometryNormal:
+                for (int k = 0; k < 3; ++k) *o++ = Real(gnormal_sum[k] * inv);
+                break;
+            case kChannelUV:
+                for (int k = 0; k < 2; ++k) *o++ = Real(uv_sum[k] * inv);
+                break;
+            case kChannelBarycentrics:
+                for (int k = 0; k < 2; ++k) *o++ = bary_at_centre[k];
+                break;
+            case kChannelTriangleId: *o++ = Real(triangle_at_centre); break;
             default: break;
         }
     }
     return true;
 }
 
-// Floats per pixel of render()'s output, and whether it holds the shape_id channel.
-RT_HOST_DEVICE RT_INLINE int output_width(const RenderParams& params, bool* need_shape_id) {
+// Floats per pixel of render()'s output, and whether it holds a channel of the pixel's centre ray.
+RT_HOST_DEVICE RT_INLINE int output_width(const RenderParams& params, bool* need_centre) {
     int width = 0;
-    *need_shape_id = false;
+    *need_centre = false;
     for (int c = 0; c < params.num_channels; ++c) {
         width += channel_width(params.channels[c]);
-        *need_shape_id = *need_shape_id || params.channels[c] == kChannelShapeId;
+        *need_centre = *need_centre || centre_channel(params.channels[c]);
     }
     return width;
 }

@@ -22,12 +22,12 @@ struct NeverStop {
     RT_HOST_DEVICE bool operator()() const { return false; }
 };
 
-__global__ void render_kernel(SceneView scene, RenderParams params, int out_width, bool need_shape_id, int first,
+__global__ void render_kernel(SceneView scene, RenderParams params, int out_width, bool need_centre, int first,
                               int count, Real* out) {
     int i = int(blockIdx.x) * blockDim.x + int(threadIdx.x);
     if (i >= count) return;
     int pixel = first + i;
-    render_pixel(scene, params, need_shape_id, pixel, out + size_t(pixel) * out_width, NeverStop());
+    render_pixel(scene, params, need_centre, pixel, out + size_t(pixel) * out_width, NeverStop());
 }
 
 __global__ void intersect_kernel(SceneView scene, const Real* origins, const Real* directions, int64_t first,
@@ -91,12 +91,12 @@ void DeviceScene::render(const SceneData& data, const RenderParams& params, Real
     cudaStream_t stream = reinterpret_cast<cudaStream_t>(stream_handle);
     SceneView view = impl_->sync(data, device);
     check_render_params(view.camera, params);
-    bool need_shape_id;
-    int out_width = output_width(params, &need_shape_id);
+    bool need_centre;
+    int out_width = output_width(params, &need_centre);
     int64_t n = int64_t(view.camera.width) * view.camera.height;
     launch_in_pieces(n, kSamplesPerLaunch / params.spp, stream, "render",
                      [&](int64_t first, int count, int blocks) {
-                         render_kernel<<<blocks, kBlock, 0, stream>>>(view, params, out_width, need_shape_id,
+                         render_kernel<<<blocks, kBlock, 0, stream>>>(view, params, out_width, need_centre,
                                                                       int(first), count, out);
                      });
 }
