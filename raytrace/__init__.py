@@ -6,6 +6,7 @@
     image = rt.render(scene, spp=16)          # [H, W, 3] float32, linear radiance
 """
 from .camera import Camera
+from .deferred import AmbientLight, DirectionalLight, PointLight, render_deferred
 from .geometry import Mesh, box, plane, sphere, teapot, uv_sphere, vertex_normals
 from .light import AreaLight, EnvironmentMap
 from .material import Material
@@ -17,6 +18,7 @@ from .io import imread, imwrite, load_mesh, load_mitsuba, load_obj, load_scene, 
 
 __version__ = "0.1.0"
 
-__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image",
-           "imread", "io", "imwrite", "load_mesh", "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render",
-           "render_batch", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals", "view_seed"]
+__all__ = ["AmbientLight", "AreaLight", "Camera", "DirectionalLight", "EnvironmentMap", "Material", "Mesh",
+           "PointLight", "Scene", "Shape", "box", "gradient_image", "imread", "io", "imwrite", "load_mesh",
+           "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render", "render_batch", "render_deferred",
+           "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals", "view_seed"]

@@ -51,6 +51,12 @@ class Scene:
         self.camera = camera
         self.shapes: List[Shape] = _list_of(shapes, Shape, "Scene.shapes")
         self.materials: List[Material] = _list_of(materials, Material, "Scene.materials")
+        if isinstance(area_lights, (list, tuple)):
+            for i, light in enumerate(area_lights):
+                if type(light).__name__ in ("PointLight", "DirectionalLight", "AmbientLight"):
+                    raise TypeError(f"Scene.area_lights[{i}] is a {type(light).__name__}: point, directional and "
+                                    "ambient lights light rt.render_deferred's local shading only, for now (pass "
+                                    "them there); the path tracer takes AreaLight and EnvironmentMap")
         self.area_lights: List[AreaLight] = _list_of(area_lights, AreaLight, "Scene.area_lights")
         if envmap is not None and not isinstance(envmap, EnvironmentMap):
             raise TypeError(f"Scene.envmap must be a raytrace.EnvironmentMap or None (got {type(envmap).__name__})")
