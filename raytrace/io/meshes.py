@@ -173,7 +173,7 @@ def _read_parts(file: Path, shown: str, suffix: str, budget: Budget,
     if suffix == ".obj":
         from .obj import _load_obj  # noqa: PLC0415
 
-        m = _load_obj(file, shown, budget, warn=obj_warn)  # errors name file and line
+        m = _load_obj(file, shown, budget, warn=obj_warn, warn_unread_material=False)  # errors name file and line
         part = {k: (None if v is None else v.numpy().astype(np.int64 if k == "indices" else np.float64))
                 for k, v in m.items()}
         return [(file.stem, part)]

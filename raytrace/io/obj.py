@@ -205,13 +205,14 @@ def load_obj(path: PathLike, *, return_objects: bool = False, compute_normals: O
 
 
 def _load_obj(path: Path, shown: str, budget: Budget, *, compute_normals: bool = False,
-              warn: bool = False) -> MeshDict:
+              warn: bool = False, warn_unread_material: bool = True) -> MeshDict:
     """load_obj's single mesh within a load's budget (scene loaders share one across their
-    files; they pass warn=False: a scene gives the mesh its material)."""
+    files; they pass warn=False: a scene gives the mesh its material). load_mesh, a geometry
+    reader, warns only of merged parts (warn_unread_material=False)."""
     parsed = _read_and_parse(path, shown, budget)
     if warn:
-        _warn_merged(parsed, shown)
-    mesh = _assemble(parsed, shown, np.ones(len(parsed.tri_v), dtype=bool), compute_normals)
+        _warn_merged(parsed, shown, warn_unread_material)
+    mesh = _assemble_parts(parsed, shown, [np.arange(len(parsed.tri_v))], compute_normals, [""])[0]
     for key, value in mesh.items():
         if value is not None:
             budget.check_array(shown, key, tuple(value.shape), value.element_size())
@@ -377,7 +378,7 @@ def _parse_obj(text: str, name: str) -> _Parsed:
     return p
 
 
-def _warn_merged(p: _Parsed, shown: str) -> None:
+def _warn_merged(p: _Parsed, shown: str, unread_material: bool = True) -> None:
     """The single-mesh load: says what it merged and which materials it did not read."""
     def describe(g: str, m: Optional[str]) -> str:
         return repr(g) + (f" (usemtl {m!r})" if m is not None else "")
@@ -389,7 +390,7 @@ def _warn_merged(p: _Parsed, shown: str) -> None:
         msg = (f"{shown}: {len(p.parts)} groups/materials merged into one mesh: {listed}; their "
                "materials are not read (rt.load_obj(path, return_objects=True) keeps them apart, "
                "with their materials)")
-    elif p.parts[0][1] is not None:
+    elif p.parts[0][1] is not None and unread_material:
         msg = (f"{shown}: material {p.parts[0][1]!r} (usemtl) is not read "
                "(rt.load_obj(path, return_objects=True) reads the .mtl)")
     else:
@@ -442,14 +443,9 @@ def _corner_normals(p: _Parsed, tri_v: np.ndarray, tri_n: np.ndarray, tri_smooth
     return ids, table / np.where(length > 0, length, 1.0)
 
 
-def _assemble(p: _Parsed, shown: str, select: np.ndarray, compute_normals: bool,
-              where: str = "") -> MeshDict:
-    """The triangles in `select` as one mesh dict (float32/int64 tensors)."""
-    return _assemble_parts(p, shown, [select], compute_normals, [where])[0]
-
-
 def _assemble_parts(p: _Parsed, shown: str, selects: List[np.ndarray], compute_normals: bool,
                     wheres: List[str]) -> List[MeshDict]:
+    """One mesh dict (float32/int64 tensors) per array of triangle numbers in `selects`."""
     tri_v = np.asarray(p.tri_v, dtype=np.int64).reshape(-1, 3)
     tri_t = np.asarray(p.tri_t, dtype=np.int64).reshape(-1, 3)
     tri_n = np.asarray(p.tri_n, dtype=np.int64).reshape(-1, 3)
@@ -464,8 +460,7 @@ def _assemble_parts(p: _Parsed, shown: str, selects: List[np.ndarray], compute_n
         tri_n, table = _corner_normals(p, tri_v, tri_n, tri_smooth, positions.astype(np.float64))
         table = table.astype(np.float32)
     out = []
-    for select, where in zip(selects, wheres):
-        rows = np.flatnonzero(select)
+    for rows, where in zip(selects, wheres):
         v, t, n = tri_v[rows], tri_t[rows], tri_n[rows]
         has_n, no_n = (n != -1), (n == -1)
         if has_n.any() and no_n.any():
@@ -511,8 +506,9 @@ def _objects(p: _Parsed, shown: str, access: FileAccess, compute_normals: bool) 
     part = np.asarray(p.tri_part, dtype=np.int64)
     wheres = [f"group {g!r}" + (f" (usemtl {m!r})" if m is not None else "") + ": "
               for g, m in p.parts]
-    meshes = _assemble_parts(p, shown, [part == k for k in range(len(p.parts))], compute_normals,
-                             wheres)
+    order = np.argsort(part, kind="stable")  # triangle numbers of each part, in file order
+    rows = np.split(order, np.cumsum(np.bincount(part, minlength=len(p.parts)))[:-1])
+    meshes = _assemble_parts(p, shown, rows, compute_normals, wheres)
     objects = []
     for (group, material), line, mesh in zip(p.parts, p.part_lines, meshes):
         for key, value in mesh.items():
