@@ -224,6 +224,9 @@ def load_scene_file(scene_arg: str, resolution: Optional[Tuple[int, int]],
         settings["spp"] = report.spp
     if report.max_bounces is not None:
         settings["max_bounces"] = report.max_bounces
+    if report.warnings:  # renders black or empty: say so even with --quiet
+        for msg in report.warnings:
+            print(f"{PROG}: warning: {' '.join(msg.split())}", file=sys.stderr)
     return scene, settings, list(report.skipped)
 
 

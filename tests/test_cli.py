@@ -188,7 +188,8 @@ def test_exr_round_trip_is_bit_exact(tmp_path, channels):
 
 
 @pytest.mark.parametrize("img, path, error, message", [
-    (torch.zeros(4, 4), "a.png", ValueError, "img must have shape [H, W, C]"),
+    (torch.zeros(4), "a.png", ValueError, "img must have shape [H, W, C]"),
+    (torch.zeros(1, 4, 4, 3), "a.png", ValueError, "or [H, W]"),
     (torch.zeros(4, 4, 2), "a.png", ValueError, "C in (1, 3, 4)"),
     (torch.full((2, 2, 3), float("nan")), "a.png", ValueError, "img contains NaN"),
     (torch.full((2, 2, 3), float("inf")), "a.exr", ValueError, "img contains Inf"),

@@ -11,6 +11,7 @@ import torch
 import raytrace as rt
 from raytrace.io.images import exr_supported, imwrite, srgb_decode, srgb_encode
 from raytrace.io.scene_writer import _json_floats
+from raytrace.io.obj import ObjWarning
 from raytrace.io.scenes import load_obj, load_scene, read_scene, save_scene
 
 SCENES = Path(__file__).resolve().parent.parent / "scenes"
@@ -49,7 +50,8 @@ f -3/-1/-1 -2/-1/-1 -1/-1/-1
 def test_obj_quads_negative_indices_and_combos(tmp_path):
     path = tmp_path / "mesh.obj"
     path.write_text(OBJ_TEXT)
-    mesh = load_obj(path)
+    with pytest.warns(ObjWarning, match=r"2 groups/materials merged into one mesh: 'quad' \(usemtl 'red'\), 'tri'"):
+        mesh = load_obj(path)
     v, i, uv, n = mesh["vertices"], mesh["indices"], mesh["uvs"], mesh["normals"]
     # The quad is fan-triangulated into (0,1,2), (0,2,3); the triangle adds 3 new combos.
     assert v.dtype == torch.float32 and i.dtype == torch.int64

@@ -28,6 +28,9 @@ _SENSOR_IGNORED = ("near_clip", "far_clip", "shutter_open", "shutter_close", "sr
 _CONDUCTOR_F0 = {"ag": (0.97, 0.96, 0.91), "al": (0.91, 0.92, 0.92), "au": (1.00, 0.78, 0.34),
                  "cu": (0.96, 0.64, 0.54), "cr": (0.55, 0.56, 0.55), "ni_palik": (0.66, 0.61, 0.53),
                  "w": (0.50, 0.49, 0.46), "hg": (0.78, 0.78, 0.78), "none": (1.0, 1.0, 1.0)}
+# Emitters raytrace lacks for now (issue 11), named as such when skipped.
+_DELTA_EMITTERS = ("point", "spot", "directional", "collimated", "projector", "sun", "sky",
+                   "sunsky")
 # Named indices of refraction (Mitsuba's list, the common ones).
 _IOR = {"vacuum": 1.0, "air": 1.000277, "water": 1.3330, "acrylic glass": 1.49, "polypropylene": 1.49,
         "bk7": 1.5046, "fused quartz": 1.458, "diamond": 2.419, "pet": 1.575, "ethanol": 1.361,
@@ -118,6 +121,18 @@ def build_scene(ctx: _Context, root: Node, resolution: Optional[Tuple[int, int]]
     envmap = None
     if env:
         envmap = EnvironmentMap(torch.from_numpy(_combine_environments(ctx, env)).float())
+    # A scene that renders black or empty says so (redner's Mitsuba 0.6 scenes used to load as
+    # empty scenes without a word).
+    skipped = [m for m in ctx.report.skipped if "<emitter type=" in m]
+    if not lights and (envmap is None or not float(envmap.values.max()) > 0):
+        ctx.scene_warning("the scene has no emitter that raytrace renders (area lights in shapes, "
+                          "constant and envmap emitters)" +
+                          (f"; skipped: {'; '.join(skipped)}" if skipped else "") +
+                          ": it renders black")
+    if not shapes:
+        ctx.scene_warning("the scene has no shape that raytrace could load" +
+                          (" (see the skipped shapes in the warnings or report.skipped)"
+                           if any("<shape" in m for m in ctx.report.skipped) else ""))
     return Scene(camera=camera, shapes=shapes, materials=materials, area_lights=lights, envmap=envmap)
 
 
@@ -354,15 +369,51 @@ def _mesh_file(ctx: _Context, node: Node, props: Props, kind: str) -> Dict[str, 
     return mesh
 
 
+def _serialized(ctx: _Context, node: Node, props: Props) -> Dict[str, Any]:
+    """A ``serialized`` shape (raytrace.io.serialized): normals from the file, else computed as
+    Mitsuba does, unless face normals are asked for (by the file's flag or face_normals)."""
+    from .serialized import read_serialized  # noqa: PLC0415
+
+    name = props.string("filename", None)
+    if name is None:
+        raise ctx.error(node, "<shape type='serialized'> needs a 'filename' string")
+    index = props.int("shape_index", 0)
+    if index < 0:
+        raise ctx.error(node, f"shape_index must be >= 0 (got {index})")
+    file = ctx.resolve(node, name, "<shape type='serialized'>")
+    try:
+        mesh = read_serialized(file, str(file), ctx.access.budget, index)
+    except ValueError as e:
+        raise ctx.error(node, str(e)) from e
+    flat = props.bool("face_normals", False) or mesh.pop("face_normals")
+    mesh.pop("name", None)
+    if flat:
+        mesh["normals"] = None
+    elif mesh["normals"] is None:
+        mesh["normals"] = angle_weighted_normals(mesh["vertices"], mesh["indices"])
+        ctx.approximate(node, f"{name}: no vertex normals in the file; computed as Mitsuba does "
+                              "(angle-weighted)")
+    else:
+        length = np.linalg.norm(mesh["normals"], axis=1, keepdims=True)
+        mesh["normals"] = mesh["normals"] / np.where(length > 0, length, 1.0)
+    if props.has("max_smooth_angle"):
+        props.float("max_smooth_angle", None)
+        ctx.skip(node, "max_smooth_angle is not supported (the file's or the computed smooth "
+                       "normals are used)")
+    return mesh
+
+
 def _shape(ctx: _Context, node: Node, sphere_res: Tuple[int, int]) -> Optional[Dict[str, Any]]:
     kind = node.attrs.get("type")
-    if kind not in ("obj", "ply", "rectangle", "cube", "sphere", "disk"):
+    if kind not in ("obj", "ply", "serialized", "rectangle", "cube", "sphere", "disk"):
         ctx.skip(node, f"<shape type={kind!r}> is not supported and was skipped")
         return None
     props = Props(ctx, node)
     m = props.transform("to_world")
     if kind in ("obj", "ply"):
         mesh = _mesh_file(ctx, node, props, kind)
+    elif kind == "serialized":
+        mesh = _serialized(ctx, node, props)
     elif kind == "rectangle":
         mesh = _rectangle()
     elif kind == "disk":
@@ -462,9 +513,9 @@ def _texture(ctx: _Context, node: Node) -> Optional[np.ndarray]:
             raise ctx.error(node, "<texture type='bitmap'> needs a 'filename' string")
         file = ctx.resolve(node, name, "bitmap")
         raw = props.bool("raw", False)
-        if file.suffix.lower() not in (".png", ".jpg", ".jpeg", ".exr"):
+        if file.suffix.lower() not in (".png", ".jpg", ".jpeg", ".exr", ".hdr"):
             ctx.skip(node, f"{name}: image format {file.suffix!r} is not supported (PNG, JPEG, "
-                           "EXR); the texture was skipped")
+                           "EXR, HDR); the texture was skipped")
         else:
             try:
                 img = _imread(file, name, not raw, ctx.access.budget).double().numpy()
@@ -639,9 +690,9 @@ def _environment(ctx: _Context, node: Node) -> Optional[Tuple[Node, np.ndarray, 
         if name is None:
             raise ctx.error(node, "<emitter type='envmap'> needs a 'filename' string")
         file = ctx.resolve(node, name, "envmap")
-        if file.suffix.lower() not in (".png", ".jpg", ".jpeg", ".exr"):
+        if file.suffix.lower() not in (".png", ".jpg", ".jpeg", ".exr", ".hdr"):
             ctx.skip(node, f"{name}: image format {file.suffix!r} is not supported (PNG, JPEG, "
-                           "EXR); the envmap was skipped")
+                           "EXR, HDR); the envmap was skipped")
             return None
         try:
             img = _imread(file, name, True, ctx.access.budget).double().numpy()
@@ -652,8 +703,13 @@ def _environment(ctx: _Context, node: Node) -> Optional[Tuple[Node, np.ndarray, 
         m = props.transform("to_world")
         props.finish()
         return node, img * scale, m[:3, :3]
-    ctx.skip(node, f"<emitter type={kind!r}> is not supported (raytrace has area lights and "
-                   "environment maps) and was skipped")
+    if kind in _DELTA_EMITTERS:
+        ctx.skip(node, f"<emitter type={kind!r}> is not supported yet: raytrace has no point, spot "
+                       "or directional lights (issue 11), only area lights and environment maps; "
+                       "skipped, so the scene gets less light than in Mitsuba")
+    else:
+        ctx.skip(node, f"<emitter type={kind!r}> is not supported (raytrace has area lights and "
+                       "environment maps) and was skipped")
     return None
 
 

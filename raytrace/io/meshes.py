@@ -102,12 +102,16 @@ def load_mesh(path: PathLike, *, part: Union[None, int, str] = None, split: bool
         raise TypeError(f"weld must be None or a bool (got {type(weld).__name__})")
     if split and part is not None:
         raise ValueError("give either part= or split=True, not both")
-    return _load_mesh(Path(path), str(path), Budget(limits), part=part, split=split, weld=weld)
+    return _load_mesh(Path(path), str(path), Budget(limits), part=part, split=split, weld=weld,
+                      obj_warn=True)
 
 
 def _load_mesh(file: Path, shown: str, budget: Budget, *, part: Union[None, int, str] = None,
-               split: bool = False, weld: Optional[bool] = None) -> Union[MeshDict, Dict[str, MeshDict]]:
-    """load_mesh within a load's budget (scene loaders share one across their files)."""
+               split: bool = False, weld: Optional[bool] = None,
+               obj_warn: bool = False) -> Union[MeshDict, Dict[str, MeshDict]]:
+    """load_mesh within a load's budget (scene loaders share one across their files).
+    `obj_warn`: warn when an OBJ file's groups / materials are merged (load_mesh does; scene
+    loaders give the mesh its material and do not)."""
     suffix = file.suffix.lower()
     if suffix not in MESH_FORMATS:
         raise ValueError(f"{shown}: unknown mesh format {file.suffix!r} (supported: "
@@ -125,7 +129,7 @@ def _load_mesh(file: Path, shown: str, budget: Budget, *, part: Union[None, int,
     if suffix == ".stl":
         _check_stl(file, shown, size)
     try:
-        parts = _read_parts(file, shown, suffix, budget)
+        parts = _read_parts(file, shown, suffix, budget, obj_warn)
         if part is not None:
             parts = [_select(parts, part, shown)]
         if split:
@@ -162,13 +166,14 @@ def _check_stl(file: Path, shown: str, size: int) -> None:
 _Part = Dict[str, Optional[np.ndarray]]  # numpy float64 vertices/uvs/normals, int64 indices
 
 
-def _read_parts(file: Path, shown: str, suffix: str, budget: Budget) -> List[Tuple[str, _Part]]:
+def _read_parts(file: Path, shown: str, suffix: str, budget: Budget,
+                obj_warn: bool = False) -> List[Tuple[str, _Part]]:
     """The file's meshes as (name, part), ordered as its meshes, each in world space, each
     checked (indices in range, finite values)."""
     if suffix == ".obj":
         from .obj import _load_obj  # noqa: PLC0415
 
-        m = _load_obj(file, shown, budget)  # raises ValueError naming the file and line
+        m = _load_obj(file, shown, budget, warn=obj_warn, warn_unread_material=False)  # errors name file and line
         part = {k: (None if v is None else v.numpy().astype(np.int64 if k == "indices" else np.float64))
                 for k, v in m.items()}
         return [(file.stem, part)]

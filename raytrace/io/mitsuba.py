@@ -34,13 +34,17 @@ from .._validation import boolean
 from .limits import Limits
 from .paths import FileAccess, check_policy_args
 
-__all__ = ["load_mitsuba", "MitsubaReport", "MitsubaWarning"]
+__all__ = ["load_mitsuba", "EmptySceneWarning", "MitsubaReport", "MitsubaWarning"]
 
 PathLike = Union[str, os.PathLike]
 
 
 class MitsubaWarning(UserWarning):
     """Something in a Mitsuba scene that load_mitsuba skipped (the message names file and line)."""
+
+
+class EmptySceneWarning(UserWarning):
+    """A loaded scene that renders black or empty: no emitter raytrace renders, or no shape."""
 
 
 @dataclass
@@ -65,6 +69,8 @@ class MitsubaReport:
             coordinates of the scene are reflected.
         files: the real path (symlinks resolved) of every file read: the scene file, its
             includes, meshes and textures, in reading order.
+        warnings: problems of the scene as a whole, each also an :class:`EmptySceneWarning`:
+            no emitter that raytrace renders (the image is black), no shape.
     """
     file: str
     skipped: List[str] = field(default_factory=list)
@@ -76,6 +82,7 @@ class MitsubaReport:
     material_ids: Dict[str, int] = field(default_factory=dict)
     camera_mirrored: bool = False
     files: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
 
 
 def load_mitsuba(path: PathLike, *, params: Optional[Mapping[str, Any]] = None,
@@ -195,6 +202,12 @@ class _Context:
         self.report.skipped.append(text)
         if self.warn_enabled:  # shown as coming from the scene file's line
             warnings.warn_explicit(text, MitsubaWarning, filename=node.file, lineno=node.line)
+
+    def scene_warning(self, msg: str) -> None:
+        text = f"{self.shown}: {msg}"
+        self.report.warnings.append(text)
+        if self.warn_enabled:
+            warnings.warn_explicit(text, EmptySceneWarning, filename=str(self.file), lineno=1)
 
     def approximate(self, node: Node, msg: str) -> None:
         self.report.approximations.append(f"{node.where}: {msg}")
@@ -558,7 +571,11 @@ def parse_value(ctx: _Context, node: Node) -> Any:
                                       "wavelength:value pairs") from None
             ctx.approximate(node, "spectrum given by wavelengths read as a grey value (their mean)")
             return np.full(3, float(np.mean(vals)))
-        return np.full(3, numbers(ctx, node, text, "value", (1,))[0])
+        v = numbers(ctx, node, text, "value", (1, 3))
+        if len(v) == 3:  # Mitsuba 0.6 in RGB mode, and redner's scenes: r, g, b
+            ctx.approximate(node, "<spectrum> with three values read as linear RGB")
+            return np.array(v, dtype=np.float64)
+        return np.full(3, v[0])
     if tag in ("point", "vector"):
         return _xyz(ctx, node, 0.0)
     if tag == "transform":

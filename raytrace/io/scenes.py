@@ -42,7 +42,7 @@ __all__ = ["load_scene", "read_scene", "save_scene", "load_obj", "FORMAT_VERSION
 PathLike = Union[str, os.PathLike]
 
 SCENE_FILE_NAME = "scene.json"  # looked for when a folder is given
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".npy")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".hdr", ".npy")
 _MESH_SUFFIXES = (".obj", ".npz")
 # Defaults used when a key is absent (they match the rt.Camera / rt.Material defaults).
 _CAMERA_DEFAULTS = {"fov": 45.0, "type": "perspective"}
@@ -353,7 +353,7 @@ def _camera(ctx: _Ctx, value: Any, resolution: Optional[Tuple[int, int]]):
 
 # --- textures ------------------------------------------------------------------------------------
 def _load_image(ctx: _Ctx, where: str, name: Any, srgb: Optional[bool]) -> np.ndarray:
-    """An image file (PNG/JPEG/EXR/NPY) -> float32 [h, w, c] numpy array (linear)."""
+    """An image file (PNG/JPEG/EXR/HDR/NPY) -> float32 [h, w, c] numpy array (linear)."""
     file = ctx.resolve(where, name, _IMAGE_SUFFIXES)
     key = (f"image:{srgb}", file.resolve())
     if key in ctx.cache:
