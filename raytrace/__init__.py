@@ -12,11 +12,11 @@ from .material import Material
 from .render import gradient_image, render
 from .scene import Scene
 from .shape import Shape
-from . import io, optim
+from . import distributed, io, optim
 from .io import imread, imwrite, load_mesh, load_mitsuba, load_obj, load_scene, save_scene
 
 __version__ = "0.1.0"
 
-__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "gradient_image", "imread", "io",
+__all__ = ["AreaLight", "Camera", "EnvironmentMap", "Material", "Mesh", "Scene", "Shape", "box", "distributed", "gradient_image", "imread", "io",
            "imwrite",
            "load_mesh", "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals"]
