@@ -103,7 +103,8 @@ def init(backend: Optional[str] = None, timeout_s: float = 600.0, threads: Optio
         threads: render threads per process (default: RT_NUM_THREADS, else the machine's cores
             divided by LOCAL_WORLD_SIZE, at least 1), so that the processes on one machine do
             not oversubscribe its cores.
-        set_torch_threads: also set torch's intra-op threads to that number.
+        set_torch_threads: also set torch's intra-op threads to that number when several
+            processes share the machine (LOCAL_WORLD_SIZE > 1); one process keeps torch's own.
 
     Returns:
         :class:`Setup`.
@@ -122,7 +123,7 @@ def init(backend: Optional[str] = None, timeout_s: float = 600.0, threads: Optio
     if threads is None:
         env = os.environ.get("RT_NUM_THREADS", "").strip()
         threads = int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 1) // max(1, local_world))
-    if set_torch_threads:
+    if set_torch_threads and world > 1 and local_world > 1:
         torch.set_num_threads(threads)
     rank, world = _rank_world()
     return Setup(rank=rank, world_size=world, local_rank=local_rank if world > 1 else 0,
