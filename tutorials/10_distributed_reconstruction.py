@@ -21,8 +21,9 @@ every K iterations and resume from PATH when it exists (run the same command aga
 failure). Seeds: view i at iteration t renders with ``rt.distributed.view_seed(seed, t, i)``.
 
 Rank 0 writes, into the output folder: target.png, initial.png, final.png, comparison.png
-(target | start | result, from the first view), optimisation.gif, loss.png (the loss and the
-Chamfer distance per iteration) and result.json (with the seconds per iteration and the
+(target | start | result, seen from the side, between the training views), optimisation.gif
+(target | current render of the first view), loss.png (the loss and the Chamfer distance per
+iteration) and result.json (with the seconds per iteration and the
 number of ranks). See docs/distributed.md.
 """
 from __future__ import annotations
@@ -120,7 +121,7 @@ def _main(argv: Optional[Sequence[str]]) -> Dict:
                                 threads=threads) for i in share}
     if setup.is_main:
         chamfer = t07.Chamfer(tv, tf, s["chamfer_samples"], args.seed + 7)
-        picture = t07.Views(t07.view_directions(num_views)[:1], s["picture"])
+        picture = t07.Views(t07.view_directions(1, offset=1.3), s["picture"])  # from the side, between views
         still = lambda v, f, n=None: rt.render(picture.scene(0, v, f, n), spp=32, max_bounces=1,
                                                seed=args.seed + 90_000, threads=threads)
     else:
@@ -151,7 +152,9 @@ def _main(argv: Optional[Sequence[str]]) -> Dict:
             log.losses, log.errors = list(state["losses"]), {k: list(v) for k, v in state["errors"].items()}
             print(f"rank {setup.rank}: resumed from {checkpoint} at iteration {start}", flush=True)
     if setup.is_main:
-        log.set_target(targets[0] if 0 in targets else still(tv, tf, tn))
+        with torch.no_grad():  # (the GIF shows view 0, which rank 0 renders unless ranks outnumber views)
+            log.set_target(targets[0] if 0 in targets else rt.render(views.scene(0, tv, tf, tn), spp=64, max_bounces=1,
+                                                                     seed=args.seed + 50_000, threads=threads))
 
     times: List[float] = []
     steps = log.progress(iterations) if setup.is_main else range(iterations)
