@@ -343,7 +343,9 @@ def sum_gradients(view_loss: Callable[[int], torch.Tensor], num_views: int, para
 
 def all_reduce_gradients(params: Sequence[torch.Tensor], ordered: bool = False) -> None:
     """Sums ``.grad`` of `params` over the ranks, in place (for a loop that calls
-    ``loss.backward()`` on each rank's own views). A param without ``.grad`` counts as zeros.
+    ``loss.backward()`` on each rank's own views). A param without ``.grad`` counts as zeros,
+    and gets a ``.grad`` (zeros where no rank had one, also with one process: an optimiser
+    then treats it the same whatever the number of ranks).
 
     Args:
         params: the tensors whose ``.grad`` is summed (the same list, in the same order, on
@@ -355,6 +357,9 @@ def all_reduce_gradients(params: Sequence[torch.Tensor], ordered: bool = False) 
     params = list(params)
     _, world = _rank_world()
     if world == 1 or not params:
+        for p in params:  # (as with several ranks: every param gets a .grad)
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
         return
     dtype = params[0].dtype
     for p in params[1:]:

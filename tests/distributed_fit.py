@@ -138,7 +138,17 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
                 "history": history})
     params = [t.detach().clone() for t in (u, kd, intensity, offset)]
     rtd.check_in_sync(params)
-    result = {"world": setup.world_size, "rank": setup.rank, "start": start, "params": params, **history}
+    # The other helpers, on values every rank knows: rank r's gradient is r + 1 (and no .grad
+    # for a second tensor, which counts as zeros).
+    sums = []
+    for ordered in (False, True):
+        a, b = torch.zeros(3, requires_grad=True), torch.zeros(2, requires_grad=True)
+        a.grad = torch.full((3,), float(setup.rank + 1))
+        rtd.all_reduce_gradients([a, b], ordered=ordered)
+        sums.append((a.grad.tolist(), b.grad.tolist()))
+    helpers = {"all_reduce_gradients": sums, "broadcast_object": rtd.broadcast_object({"from": setup.rank})}
+    result = {"world": setup.world_size, "rank": setup.rank, "start": start, "params": params, "helpers": helpers,
+              **history}
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(result, args.out / f"rank{setup.rank}.pt")
     rtd.finalize()

@@ -120,6 +120,8 @@ def test_two_ranks_match_one_process_bit_for_bit(reference, tmp_path):
             assert same(got["grads"][it], reference["grads"][it]), f"rank {rank}, iteration {it}: gradients differ"
         assert same(got["losses"], reference["losses"])
         assert same(got["params"], reference["params"]), f"rank {rank}: parameters differ"
+        assert got["helpers"]["all_reduce_gradients"] == [([3.0] * 3, [0.0] * 2)] * 2  # 1 + 2, both modes
+        assert got["helpers"]["broadcast_object"] == {"from": 0}
 
 
 def test_fast_mode_agrees_across_ranks(reference, tmp_path):
