@@ -365,8 +365,8 @@ def all_reduce_gradients(params: Sequence[torch.Tensor], ordered: bool = False) 
     for p in params[1:]:
         dtype = torch.promote_types(dtype, p.dtype)
     device = _comm_device(params[0])
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1).to(dtype=dtype, device=device)
-                      for p in params])
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.detach().reshape(-1).to(dtype=dtype, device=device) for g in grads])
     if ordered:
         recv = [torch.empty_like(flat) for _ in range(world)]
         _collective("all_gather of the gradients", dist.all_gather, recv, flat)

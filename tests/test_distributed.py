@@ -105,6 +105,29 @@ def test_subtree_sums_complete_to_the_single_process_sum(views):
         assert order_matters  # (else this test could not tell an ordered sum from any other)
 
 
+def test_sum_gradients_in_one_process():
+    """Without a process group: the gradient and loss of the sum over views, each view's graph
+    taken in view order; parameters a view does not use get zeros; arguments are checked."""
+    p, q = torch.tensor([1.0, 2.0], requires_grad=True), torch.tensor(3.0, requires_grad=True)
+    called = []
+
+    def view_loss(i):
+        called.append(i)
+        return (i + 1) * (p ** 2).sum() + (q * i if i % 2 else torch.zeros(()))
+
+    (gp, gq), loss = rtd.sum_gradients(view_loss, 5, [p, q])
+    assert called == [0, 1, 2, 3, 4]
+    assert torch.equal(gp, 15 * 2 * p.detach()) and float(gq) == 1 + 3
+    assert float(loss) == 15 * 5 + 3 * (1 + 3)
+    assert p.grad is None  # returned, not accumulated
+    (gp,), _ = rtd.sum_gradients(lambda i: torch.zeros(()), 2, [p])  # no graph at all: zeros
+    assert torch.equal(gp, torch.zeros(2))
+    with pytest.raises(ValueError, match="requires grad"):
+        rtd.sum_gradients(view_loss, 2, [p.detach()])
+    with pytest.raises(TypeError, match="scalar"):
+        rtd.sum_gradients(lambda i: p * 2, 2, [p])
+
+
 # ------------------------------------------------------------------------------------------------
 # Two processes against one
 # ------------------------------------------------------------------------------------------------

@@ -73,8 +73,9 @@ def _take(argv: List[str], flag: str, default: Optional[str], has_value: bool = 
 
 @record  # under torchrun: a rank's traceback goes into the job's error report
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
-    # torch's own threads only add overhead to this script's small tensor operations (and spin
-    # against the render threads): at most as many as the render threads, for the run's length.
+    # torch's own threads only slow this script's small tensor operations (their OpenMP workers
+    # spin against the render threads: --quick on one process took 0.76 s per iteration with
+    # torch's 2 threads, 0.25 s with 1), so torch runs on one thread for the run's length.
     torch_threads = torch.get_num_threads()
     try:
         return _main(argv)
@@ -98,7 +99,7 @@ def _main(argv: Optional[Sequence[str]]) -> Dict:
     setup = rtd.init(threads=None)
     args = _common.parse_args(argv, __doc__, NAME, full_iterations=80, quick_iterations=20)
     threads = args.threads or setup.threads
-    torch.set_num_threads(min(torch.get_num_threads(), threads))
+    torch.set_num_threads(1)
     num_views = int(views_arg) if views_arg is not None else (16 if args.quick else 32)
     if num_views < 1 or checkpoint_every < 1:
         raise SystemExit("--views and --checkpoint-every must be >= 1")
