@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tutorials" / "output"
 DEST = ROOT / "docs" / "images" / "tutorials"
 NAMES = ("01_single_triangle", "02_pose_estimation", "03_camera_estimation", "04_light_intensity",
-         "05_materials", "06_environment_light")  # the runs docs/tutorials.md shows
+         "05_materials", "06_environment_light", "10_distributed_reconstruction")  # the runs docs/tutorials.md shows
 MAX_FRAMES = 24
 MAX_WIDTH = 256
 

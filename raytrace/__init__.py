@@ -13,12 +13,12 @@ from .material import Material
 from .render import gradient_image, render, render_batch, view_seed
 from .scene import Scene
 from .shape import Shape
-from . import io, optim
+from . import distributed, io, optim
 from .io import imread, imwrite, load_mesh, load_mitsuba, load_obj, load_scene, save_obj, save_scene
 
 __version__ = "0.1.0"
 
 __all__ = ["AmbientLight", "AreaLight", "Camera", "DirectionalLight", "EnvironmentMap", "Material", "Mesh",
-           "PointLight", "Scene", "Shape", "box", "gradient_image", "imread", "io", "imwrite", "load_mesh",
-           "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render", "render_batch", "render_deferred",
-           "save_obj", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals", "view_seed"]
+           "PointLight", "Scene", "Shape", "box", "distributed", "gradient_image", "imread", "io", "imwrite",
+           "load_mesh", "load_mitsuba", "load_obj", "load_scene", "optim", "plane", "render", "render_batch",
+           "render_deferred", "save_obj", "save_scene", "sphere", "teapot", "uv_sphere", "vertex_normals", "view_seed"]

@@ -81,3 +81,10 @@ def test_05_materials(tmp_path):
 def test_06_environment_light(tmp_path):
     r = run_quick("06_environment_light", tmp_path)
     fell(r, "envmap_error", 5.0)
+
+
+def test_10_distributed_reconstruction(tmp_path):
+    # One process here; tests/test_distributed.py checks torchrun's ranks against one process.
+    r = run_quick("10_distributed_reconstruction", tmp_path)
+    assert r["views"] >= 16 and r["world_size"] == 1 and r["exact"] is True
+    fell(r, "chamfer", 3.0)
